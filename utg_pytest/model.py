@@ -1,0 +1,106 @@
+"""Plain records that flow through the pipeline: load -> probe -> generate -> score -> gate -> report.
+
+They carry no behaviour beyond trivial derived values, so the core stays testable without pytest or a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    text: str
+    has_tool_calls: bool = False
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    messages: tuple[Message, ...]
+    metadata: dict[str, Any]
+    source: str
+    line: int
+
+
+@dataclass(frozen=True)
+class LogError:
+    """A log line that could not become a conversation; reported, never silently skipped."""
+
+    source: str
+    line: int
+    pointer: str
+    reason: str
+
+    def describe(self) -> str:
+        where = self.pointer or "(root)"
+        return f"{self.source}:{self.line}: {where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One masked user turn: the model sees `context` and must produce something like `target`.
+
+    `id` is `<log file>::<conversation id>::turn<k>`, where k counts the conversation's user messages from 1, so it
+    does not move when context truncation or sampling options change.
+    """
+
+    id: str
+    source: str
+    line: int
+    conversation_id: str
+    turn: int
+    context: tuple[Message, ...]
+    target: str
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What a backend returned for one request, before cleaning."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Outcome of one probe. Either `prediction` and `scores` are set, or `error` says why there is no prediction."""
+
+    probe_id: str
+    prediction: str | None
+    raw_output: str | None
+    scores: dict[str, float]
+    error: str | None = None
+    attempts: int = 1
+    latency_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    minimum: float
+    source: str
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    name: str
+    metric: str
+    value: float | None
+    threshold: float
+    passed: bool
+    n: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+    detail: str = ""

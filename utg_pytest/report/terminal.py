@@ -1,0 +1,105 @@
+"""Lines for failures and the terminal summary, computed from records so the pytest hooks only print them."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from utg_pytest import stats
+from utg_pytest.gates import METRICS
+from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
+from utg_pytest.settings import Settings
+
+CONTEXT_TURNS_SHOWN = 3
+WIDTH = 100
+
+
+def _block(label: str, text: str) -> list[str]:
+    body = textwrap.wrap(text, WIDTH - 4, replace_whitespace=False, drop_whitespace=True) or ["(empty)"]
+    return [f"{label}:"] + [f"    {line}" for line in body]
+
+
+def probe_failure(probe: Probe, result: ProbeResult, thresholds: dict[str, float], shortfalls: Sequence[str]) -> str:
+    lines = [f"{probe.id} ({probe.source}:{probe.line}): " + "; ".join(shortfalls)]
+    shown = probe.context[-CONTEXT_TURNS_SHOWN:]
+    if len(probe.context) > len(shown):
+        lines.append(f"... {len(probe.context) - len(shown)} earlier message(s)")
+    for message in shown:
+        lines += _block(f"[{message.role}]", message.text)
+    lines += _block("real user turn", probe.target)
+    lines += _block("predicted turn", result.prediction or "")
+    lines.append(
+        "scores: "
+        + ", ".join(f"{m} {result.scores[m]:.3f}" for m in METRICS)
+        + " | thresholds: "
+        + ", ".join(f"{m} >= {v:.3f}" for m, v in thresholds.items())
+    )
+    return "\n".join(lines)
+
+
+def probe_error(probe: Probe, error: str) -> str:
+    return f"{probe.id} ({probe.source}:{probe.line}): no prediction: {error}"
+
+
+def gate_line(verdict: GateVerdict) -> str:
+    status = "PASS" if verdict.passed else "FAIL"
+    if verdict.value is None:
+        return f"{status} {verdict.name}: {verdict.detail}"
+    interval = f" (95% CI {verdict.ci_low:.3f}..{verdict.ci_high:.3f})" if verdict.ci_low is not None else ""
+    relation = ">=" if verdict.passed else "<"
+    extra = f"; {verdict.detail}" if verdict.detail else ""
+    return (
+        f"{status} {verdict.name}: mean {verdict.metric} similarity {verdict.value:.3f}{interval} "
+        f"{relation} {verdict.threshold:.3f} over {verdict.n} probes{extra}"
+    )
+
+
+def gate_failure(verdict: GateVerdict, option: str) -> str:
+    return f"gate {verdict.name} failed: {gate_line(verdict)}\n(threshold set by {option})"
+
+
+def log_error(error: LogError) -> str:
+    return f"invalid log line: {error.describe()}"
+
+
+def _distribution(values: Sequence[float]) -> str:
+    low, high = stats.bootstrap_mean_ci(values)
+    return (
+        f"mean {stats.mean(values):.3f} [{low:.3f}..{high:.3f}]  "
+        f"p10 {stats.percentile(values, 10):.3f}  p50 {stats.percentile(values, 50):.3f}  "
+        f"p90 {stats.percentile(values, 90):.3f}"
+    )
+
+
+def summary(
+    settings: Settings,
+    backend: str | None,
+    files: int,
+    probes: int,
+    selected: int,
+    errors: Sequence[LogError],
+    results: Sequence[ProbeResult],
+    verdicts: Sequence[GateVerdict],
+    failure: str | None,
+) -> list[str]:
+    lines = [
+        f"{probes} probes from {files} log file(s), {selected} selected; "
+        f"{len(errors)} invalid log line(s)" + (" (--utg-strict: each fails)" if settings.strict and errors else ""),
+        f"model: {backend or 'not started'} | prompt {settings.prompt} | temperature {settings.temperature:g} | "
+        f"max tokens {settings.max_tokens}",
+    ]
+    if failure:
+        lines.append(f"ERROR {failure}")
+    if not settings.strict:
+        lines += [f"  {log_error(e)}" for e in errors[:10]]
+        if len(errors) > 10:
+            lines.append(f"  ... {len(errors) - 10} more invalid line(s)")
+    scored = [r for r in results if r.ok]
+    failed = len(results) - len(scored)
+    lines.append(f"predictions: {len(scored)} scored, {failed} without a prediction (model errors)")
+    for metric in METRICS:
+        values = [r.scores[metric] for r in scored]
+        if values:
+            lines.append(f"  {metric:<9} {_distribution(values)}")
+    lines += [gate_line(v) for v in verdicts]
+    return lines

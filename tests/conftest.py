@@ -1,0 +1,109 @@
+"""Shared fixtures: paths to the shipped logs and models, a real llama.cpp OpenAI-compatible server, and small logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from utg_pytest.generate.embedded import default_gguf
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+SERVER_START_TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def gguf_path() -> Path:
+    return default_gguf()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `python -m llama_cpp.server` on 127.0.0.1 serving the bundled GGUF; yields its /v1 base URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
+                    json.load(response)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"llama_cpp.server not ready after {SERVER_START_TIMEOUT_S}s")
+                time.sleep(0.5)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def pick_conversations(fixtures: Path, ids: list[str]) -> list[str]:
+    """Lines of the shipped logs with the given conversation ids, in the order given."""
+    found: dict[str, str] = {}
+    for path in sorted((fixtures / "logs").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            conversation = json.loads(line)
+            if conversation["id"] in ids:
+                found[conversation["id"]] = line
+    return [found[i] for i in ids]
+
+
+SMALL_LOG_IDS = ["support-001", "shopping-002"]
+
+
+@pytest.fixture
+def small_log(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
+    """Two real fixture conversations (support-001 has 3 probes, shopping-002 has at least 1) in the pytester dir."""
+    path = pytester.path / "logs.jsonl"
+    path.write_text("\n".join(pick_conversations(fixtures_dir, SMALL_LOG_IDS)) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _heavy_modules_imported_once() -> None:
+    """pytester's in-process runs drop modules first imported inside them, and native extensions (torch, llama.cpp)
+    cannot be imported twice in one process: import them before any run."""
+    import llama_cpp  # noqa: F401
+    import openai  # noqa: F401
+    import sentence_transformers  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _no_api_key_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see a real key from the developer's environment."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

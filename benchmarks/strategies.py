@@ -34,8 +34,10 @@ def main() -> None:
     echo_pairs = [(next(m.text for m in reversed(p.context) if m.role == "assistant"), p.target) for p in probes]
     echo_semantic = stats.mean(similarity.semantic(echo_pairs, embedder))
     echo_lexical = stats.mean([similarity.lexical(a, b) for a, b in echo_pairs])
-    print(f"{len(probes)} probes; copying the last assistant message: semantic {echo_semantic:.3f}, "
-          f"lexical {echo_lexical:.3f}\n")
+    print(
+        f"{len(probes)} probes; copying the last assistant message: semantic {echo_semantic:.3f}, "
+        f"lexical {echo_lexical:.3f}\n"
+    )
     print("| prompt | temperature | semantic mean [95% CI] | lexical mean | empty | s/probe |")
     print("|---|---|---|---|---|---|")
     for strategy in args.strategies.split(","):
@@ -50,8 +52,11 @@ def main() -> None:
             lexical = [r.scores["lexical"] for r in results]
             low, high = stats.bootstrap_mean_ci(semantic)
             empty = sum(1 for r in results if not (r.prediction or "").strip())
-            print(f"| {strategy} | {temperature:g} | {stats.mean(semantic):.3f} [{low:.3f}..{high:.3f}] | "
-                  f"{stats.mean(lexical):.3f} | {empty} | {elapsed / len(probes):.2f} |", flush=True)
+            print(
+                f"| {strategy} | {temperature:g} | {stats.mean(semantic):.3f} [{low:.3f}..{high:.3f}] | "
+                f"{stats.mean(lexical):.3f} | {empty} | {elapsed / len(probes):.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

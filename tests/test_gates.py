@@ -24,7 +24,8 @@ def test_gate_uses_the_mean_of_scored_probes_and_counts_errors_apart() -> None:
     assert verdict.passed
     assert verdict.n == 2
     assert "1 probe(s) without a prediction excluded" in verdict.detail
-    assert verdict.ci_low is not None and verdict.ci_high is not None
+    assert verdict.ci_low is not None
+    assert verdict.ci_high is not None
     assert verdict.ci_low <= 0.4 <= verdict.ci_high
 
 

@@ -62,8 +62,12 @@ def test_duplicate_ids_in_one_file_are_errors(tmp_path: Path) -> None:
 
 def test_content_parts_are_flattened_and_non_text_parts_marked(tmp_path: Path) -> None:
     doc = conversation("x")
-    doc["messages"] = [{"role": "user", "content": [{"type": "text", "text": "look"},
-                                                     {"type": "image_url", "image_url": {"url": "u"}}]}]
+    doc["messages"] = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "u"}}],
+        }
+    ]
     loaded = ingest.load([write(tmp_path / "a.jsonl", doc)])
     assert isinstance(loaded.conversations[0], Conversation)
     assert loaded.conversations[0].messages[0].text == "look\n[image_url]"
@@ -91,5 +95,5 @@ def test_paths_directories_globs_and_gzip(tmp_path: Path) -> None:
 
 
 def test_a_spec_matching_nothing_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ingest.LogPathError, match="no .jsonl or .jsonl.gz file"):
+    with pytest.raises(ingest.LogPathError, match=r"no \.jsonl or \.jsonl\.gz file"):
         ingest.resolve_paths([str(tmp_path / "missing*.jsonl")])

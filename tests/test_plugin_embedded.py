@@ -53,13 +53,14 @@ def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, sm
 
 
 def test_unreachable_gate_fails_the_run_and_names_the_gate(pytester: pytest.Pytester, small_log: Path) -> None:
-    result = pytester.runpytest("--utg-logs", str(small_log), "--utg-min-similarity", "0.99",
-                                "-k", "support and turn2 or gate")
+    result = pytester.runpytest(
+        "--utg-logs", str(small_log), "--utg-min-similarity", "0.99", "-k", "support and turn2 or gate"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         [
-            "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic similarity * < 0.990 over 1 probes",
+            "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic * < 0.990 over 1 probes",
             "*(threshold set by --utg-min-similarity)",
             "FAILED utg::gate::semantic_similarity*",
         ]
@@ -67,13 +68,20 @@ def test_unreachable_gate_fails_the_run_and_names_the_gate(pytester: pytest.Pyte
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-def test_per_probe_threshold_shows_context_real_and_predicted_turns(
-    pytester: pytest.Pytester, small_log: Path
-) -> None:
+def test_per_probe_threshold_shows_context_real_and_predicted_turns(pytester: pytest.Pytester, small_log: Path) -> None:
     result = pytester.runpytest(
-        "--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", "--utg-min-similarity", "-1",
-        "--utg-min-lexical", "0", "--deselect",
-        "logs.jsonl::support-001", "--deselect", "logs.jsonl::shopping-002::turn3",
+        "--utg-logs",
+        str(small_log),
+        "--utg-min-probe-similarity",
+        "0.99",
+        "--utg-min-similarity",
+        "-1",
+        "--utg-min-lexical",
+        "0",
+        "--deselect",
+        "logs.jsonl::support-001",
+        "--deselect",
+        "logs.jsonl::shopping-002::turn3",
     )
     result.assert_outcomes(failed=1, passed=2, deselected=4)
     result.stdout.fnmatch_lines(
@@ -93,8 +101,9 @@ def test_conversation_metadata_overrides_probe_threshold(pytester: pytest.Pytest
     conversation = json.loads(lines[1])
     conversation["metadata"]["utg"] = {"thresholds": {"min_probe_similarity": -1.0}}
     small_log.write_text(lines[0] + "\n" + json.dumps(conversation) + "\n", encoding="utf-8")
-    result = pytester.runpytest("--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99",
-                                "-k", "shopping or gate")
+    result = pytester.runpytest(
+        "--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", "-k", "shopping or gate"
+    )
     result.assert_outcomes(passed=4, deselected=3)
 
 
@@ -102,8 +111,14 @@ def test_malformed_lines_are_reported_and_the_rest_is_tested(pytester: pytest.Py
     bad = fixtures_dir / "bad" / "mixed.jsonl"
     result = pytester.runpytest("--utg-logs", str(bad), "--utg-max-probes", "2", "-W", "default")
     result.assert_outcomes(passed=4, warnings=6)
-    for line, pointer in [(3, "(root)"), (4, "(root)"), (6, "/messages/2/role"), (7, "/messages/1/content"),
-                          (9, "/messages"), (10, "(root)")]:
+    for line, pointer in [
+        (3, "(root)"),
+        (4, "(root)"),
+        (6, "/messages/2/role"),
+        (7, "/messages/1/content"),
+        (9, "/messages"),
+        (10, "(root)"),
+    ]:
         result.stdout.fnmatch_lines([f"*invalid log line: {bad}:{line}: {pointer}: *"])
     result.stdout.fnmatch_lines(["2 probes from 1 log file(s)*6 invalid log line(s)*"])
     assert result.ret == pytest.ExitCode.OK

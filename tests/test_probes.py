@@ -8,13 +8,19 @@ from utg_pytest.probes import build_probes, conversation_probes, truncate
 
 
 def convo(*turns: tuple[str, str], cid: str = "c", metadata: dict[str, object] | None = None) -> Conversation:
-    return Conversation(cid, tuple(Message(r, t, r == "assistant" and not t) for r, t in turns), metadata or {},
-                        "logs.jsonl", 7)
+    return Conversation(
+        cid, tuple(Message(r, t, r == "assistant" and not t) for r, t in turns), metadata or {}, "logs.jsonl", 7
+    )
 
 
 SUPPORT = convo(
-    ("system", "be brief"), ("user", "u1"), ("assistant", "a1"), ("user", "u2"), ("assistant", "a2"),
-    ("user", "u3"), ("assistant", "a3"),
+    ("system", "be brief"),
+    ("user", "u1"),
+    ("assistant", "a1"),
+    ("user", "u2"),
+    ("assistant", "a2"),
+    ("user", "u3"),
+    ("assistant", "a3"),
 )
 
 
@@ -31,8 +37,13 @@ def test_last_mode_keeps_one_probe_per_conversation() -> None:
 
 
 def test_tool_traffic_is_skipped_but_the_user_answer_after_it_is_probed() -> None:
-    conversation = convo(("user", "where is my order"), ("assistant", ""), ("tool", "{\"status\": \"late\"}"),
-                         ("assistant", "It is late, sorry."), ("user", "how late"))
+    conversation = convo(
+        ("user", "where is my order"),
+        ("assistant", ""),
+        ("tool", '{"status": "late"}'),
+        ("assistant", "It is late, sorry."),
+        ("user", "how late"),
+    )
     probes = conversation_probes(conversation)
     assert [p.turn for p in probes] == [2]
     assert [m.role for m in probes[0].context] == ["user", "assistant"]
@@ -54,8 +65,12 @@ def test_context_truncation_keeps_system_messages() -> None:
 
 
 def test_metadata_thresholds_reach_the_probe() -> None:
-    conversation = convo(("user", "a"), ("assistant", "b"), ("user", "c"),
-                         metadata={"utg": {"thresholds": {"min_probe_similarity": 0.1}}})
+    conversation = convo(
+        ("user", "a"),
+        ("assistant", "b"),
+        ("user", "c"),
+        metadata={"utg": {"thresholds": {"min_probe_similarity": 0.1}}},
+    )
     assert conversation_probes(conversation)[0].thresholds == {"min_probe_similarity": 0.1}
 
 

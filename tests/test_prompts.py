@@ -7,8 +7,11 @@ from hypothesis import strategies as st
 from utg_pytest.generate.prompts import CHATML, ChatTemplate, build_request, clean_turn, instruct, roleswap
 from utg_pytest.model import Message, Probe
 
-CONTEXT = (Message("system", "You are Acme's bot."), Message("user", "my order is late"),
-           Message("assistant", "Sorry! What is the order number?"))
+CONTEXT = (
+    Message("system", "You are Acme's bot."),
+    Message("user", "my order is late"),
+    Message("assistant", "Sorry! What is the order number?"),
+)
 PROBE = Probe("f::c::turn2", "f", 1, "c", 2, CONTEXT, "[ORDER_ID]")
 
 LLAMA3_LIKE = (
@@ -22,8 +25,9 @@ def test_template_opens_a_user_turn_and_stops_at_the_end_of_turn_marker() -> Non
     request = build_request(PROBE, "template", ChatTemplate(CHATML))
     assert request.messages is None
     assert request.prompt is not None
-    assert request.prompt.endswith("<|im_start|>assistant\nSorry! What is the order number?<|im_end|>\n"
-                                   "<|im_start|>user\n")
+    assert request.prompt.endswith(
+        "<|im_start|>assistant\nSorry! What is the order number?<|im_end|>\n<|im_start|>user\n"
+    )
     assert request.prompt.startswith("<|im_start|>system\nYou are Acme's bot.<|im_end|>")
     assert request.stops == ("<|im_end|>",)
 
@@ -50,7 +54,8 @@ def test_roleswap_swaps_roles_and_replaces_the_deployment_system_prompt() -> Non
 
 def test_instruct_delimits_the_transcript_as_data() -> None:
     request = instruct(CONTEXT)
-    assert request.messages is not None and len(request.messages) == 1
+    assert request.messages is not None
+    assert len(request.messages) == 1
     text = request.messages[0]["content"]
     assert "<transcript>\nSYSTEM (the assistant's instructions): You are Acme's bot." in text
     assert "ASSISTANT: Sorry! What is the order number?\n</transcript>" in text
@@ -80,5 +85,6 @@ def test_clean_turn(raw: str, expected: str) -> None:
 def test_clean_turn_is_idempotent_and_leaves_no_turn_markers(raw: str) -> None:
     once = clean_turn(raw, ("<|im_end|>",))
     assert clean_turn(once, ("<|im_end|>",)) == once
-    assert "<|im_end|>" not in once and "<|im_start|>" not in once
+    assert "<|im_end|>" not in once
+    assert "<|im_start|>" not in once
     assert once == once.strip()

@@ -27,9 +27,18 @@ def test_defaults_match_settings_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("temperature", "hot"), ("temperature", "2.5"), ("temperature", "nan"), ("max_tokens", "0"),
-     ("max_probes", "1.5"), ("prompt", "chain-of-thought"), ("probe", "first"), ("min_similarity", "1.2"),
-     ("strict", "maybe"), ("base_url", "  ")],
+    [
+        ("temperature", "hot"),
+        ("temperature", "2.5"),
+        ("temperature", "nan"),
+        ("max_tokens", "0"),
+        ("max_probes", "1.5"),
+        ("prompt", "chain-of-thought"),
+        ("probe", "first"),
+        ("min_similarity", "1.2"),
+        ("strict", "maybe"),
+        ("base_url", "  "),
+    ],
 )
 def test_bad_values_are_rejected(name: str, value: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
@@ -48,8 +57,9 @@ def test_command_line_beats_ini_beats_default(tmp_path: Path) -> None:
 
 
 def test_command_line_paths_are_relative_to_the_working_directory(tmp_path: Path) -> None:
-    settings = resolve({"logs": ["x.jsonl"], "results": "out/r.jsonl"}, {}, rootdir=tmp_path / "root",
-                       cwd=tmp_path / "cwd")
+    settings = resolve(
+        {"logs": ["x.jsonl"], "results": "out/r.jsonl"}, {}, rootdir=tmp_path / "root", cwd=tmp_path / "cwd"
+    )
     assert settings.logs == (str(tmp_path / "cwd" / "x.jsonl"),)
     assert settings.results == str(tmp_path / "cwd" / "out" / "r.jsonl")
 

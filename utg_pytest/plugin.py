@@ -131,6 +131,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     )
     if config.get_verbosity() < 0:
         lines = [line for line in lines if line.startswith(("PASS", "FAIL", "ERROR"))]
+    if not lines:
+        return
     terminalreporter.write_sep("=", "utg summary")
     for line in lines:
         terminalreporter.write_line(line)

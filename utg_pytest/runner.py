@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from utg_pytest.generate import Backend, Sampling
+from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring import similarity
@@ -46,14 +46,12 @@ def _attempt(backend: Backend, probe: Probe, settings: Settings) -> Attempted:
             if attempts <= settings.retries and backend.retryable(exc):
                 time.sleep(RETRY_DELAY_S * 2 ** (attempts - 1))
                 continue
-            message = backend.redact(f"{type(exc).__name__}: {exc}")
-            return Attempted(
-                None,
-                None,
-                f"{message} (after {attempts} attempt(s))",
-                attempts,
-                time.perf_counter() - started,
-            )
+            if isinstance(exc, ModelError):
+                attempts, message = attempts - 1 + exc.attempts, str(exc)
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            error = f"{backend.redact(message)} (after {attempts} attempt(s))"
+            return Attempted(None, None, error, attempts, time.perf_counter() - started)
 
 
 def run_probes(

@@ -10,6 +10,14 @@ from utg_pytest.model import Generation
 from utg_pytest.settings import Settings
 
 
+class ModelError(RuntimeError):
+    """A request that failed for good, after the backend's own retries; `attempts` counts them all."""
+
+    def __init__(self, message: str, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
 @dataclass(frozen=True)
 class Sampling:
     temperature: float

@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.generate import Sampling
+from utg_pytest.generate import ModelError, Sampling
 from utg_pytest.generate.prompts import CHATML, ChatTemplate, Request
 from utg_pytest.model import Generation
 from utg_pytest.settings import Settings
 
 NO_KEY = "no-key"
+RETRIED_STATUSES = (408, 409, 429)
+"""What the openai client retries by itself, besides 5xx and connection errors."""
 
 
 class OpenAIBackend:
@@ -20,6 +22,7 @@ class OpenAIBackend:
 
         assert settings.base_url is not None
         self._secret = os.environ.get(settings.api_key_env) or ""
+        self._retries = settings.retries
         self._client = openai.OpenAI(
             base_url=settings.base_url,
             api_key=self._secret or NO_KEY,
@@ -38,6 +41,18 @@ class OpenAIBackend:
         return str(models[0].id)
 
     def generate(self, request: Request, sampling: Sampling) -> Generation:
+        import openai
+
+        try:
+            return self._generate(request, sampling)
+        except openai.APIError as exc:
+            retried = isinstance(exc, openai.APIConnectionError) or (
+                isinstance(exc, openai.APIStatusError)
+                and (exc.status_code in RETRIED_STATUSES or exc.status_code >= 500)
+            )
+            raise ModelError(f"{type(exc).__name__}: {exc}", 1 + self._retries if retried else 1) from exc
+
+    def _generate(self, request: Request, sampling: Sampling) -> Generation:
         params: dict[str, Any] = {
             "model": self.model,
             "temperature": sampling.temperature,

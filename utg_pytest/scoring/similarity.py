@@ -11,8 +11,8 @@ An empty prediction has no meaning to embed and scores 0.
 from __future__ import annotations
 
 import os
-from functools import cache
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 

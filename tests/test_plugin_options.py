@@ -1,0 +1,75 @@
+"""Plugin behaviour that needs no model: inertness, options, usage errors, node ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "llama_cpp", "openai", "polars", "sentence_transformers", "jsonschema", "rapidfuzz")
+
+
+def test_plugin_is_inert_and_light_without_logs(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        f"""
+        import sys
+
+        def test_nothing_heavy_was_imported():
+            loaded = [name for name in {HEAVY!r} if name in sys.modules]
+            assert loaded == []
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "utg", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*plugins:*utg-pytest*"])
+    result.stdout.no_fnmatch_line("*utg summary*")
+
+
+def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
+    from utg_pytest.settings import OPTIONS
+
+    result = pytester.runpytest("--help")
+    for option in OPTIONS:
+        result.stdout.fnmatch_lines([f"*{option.cli}*"])
+        result.stdout.fnmatch_lines([f"*{option.ini} (*"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--utg-temperature", "hot"], "*--utg-temperature: 'hot' is not a number*"),
+        (["--utg-prompt", "cot"], "*--utg-prompt: 'cot' is not one of roleswap, instruct, template*"),
+        (["--utg-logs", "nowhere/*.jsonl"], "*--utg-logs *nowhere/*.jsonl: no .jsonl or .jsonl.gz file found there*"),
+    ],
+)
+def test_bad_command_line_is_a_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nutg_max_probes = -3\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini option utg_max_probes = '-3': -3 is below the minimum of 1*"])
+
+
+def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: Path) -> None:
+    result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "--utg-probe", "last")
+    result.stdout.fnmatch_lines(
+        [
+            "logs.jsonl::support-001::turn4",
+            "logs.jsonl::shopping-002::turn3",
+            "utg::gate::semantic_similarity",
+            "utg::gate::lexical_similarity",
+            "4 tests collected*",
+        ]
+    )
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_utg_marker_selects_only_generated_items(pytester: pytest.Pytester, small_log: Path) -> None:
+    pytester.makepyfile("def test_unit(): pass")
+    result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "-m", "not utg")
+    result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/8 tests collected (7 deselected)*"])

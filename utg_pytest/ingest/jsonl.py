@@ -28,6 +28,6 @@ def read_jsonl(path: Path, name: str) -> Iterator[Conversation | LogError]:
                 yield LogError(name, number, "", f"not UTF-8: {exc.reason} at byte {exc.start}")
                 continue
             except json.JSONDecodeError as exc:
-                yield LogError(name, number, "", f"not valid JSON: {exc.msg} at column {exc.colno}")
+                yield LogError(name, number, "", f"not valid JSON: {exc.msg} at column {exc.pos + 1}")
                 continue
             yield to_conversation(document, name, number)

@@ -1,9 +1,10 @@
 """Measure the prompt strategies on the shipped fixtures with the embedded model.
 
-Prints one Markdown row per (strategy, temperature): mean semantic and lexical similarity to the real user turn, next
-to what copying the last assistant message scores on the same probes, plus generation time.
+One Markdown row per (strategy, temperature): semantic skill over the best reference predictor with its paired 95%
+interval, echo rate, mean semantic and lexical similarity, and generation time per probe. The reference predictors'
+own means on the same probes are printed first.
 
-    python benchmarks/strategies.py [--logs fixtures/logs] [--temperatures 0,0.7]
+    python benchmarks/strategies.py [--logs fixtures/logs] [--temperatures 0,0.7] [--strategies template,roleswap]
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from utg_pytest import stats
-from utg_pytest.scoring import similarity
+from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import PROMPT_STRATEGIES, Settings
 from utg_pytest.suite import Suite
 
@@ -27,36 +27,36 @@ def main() -> None:
     args = parser.parse_args()
 
     base = Settings(logs=(args.logs,), rootdir=str(Path.cwd()))
-    reference = Suite(base)
-    reference.load()
-    probes = reference.probes
-    embedder = similarity.Embedder()
-    echo_pairs = [(next(m.text for m in reversed(p.context) if m.role == "assistant"), p.target) for p in probes]
-    echo_semantic = stats.mean(similarity.semantic(echo_pairs, embedder))
-    echo_lexical = stats.mean([similarity.lexical(a, b) for a, b in echo_pairs])
     print(
-        f"{len(probes)} probes; copying the last assistant message: semantic {echo_semantic:.3f}, "
-        f"lexical {echo_lexical:.3f}\n"
+        "| prompt | temperature | semantic skill [95% CI] | lexical skill | echo rate | semantic | lexical | s/probe |"
     )
-    print("| prompt | temperature | semantic mean [95% CI] | lexical mean | empty | s/probe |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
+    references = ""
     for strategy in args.strategies.split(","):
         for temperature in (float(t) for t in args.temperatures.split(",")):
             suite = Suite(replace(base, prompt=strategy, temperature=temperature))  # type: ignore[arg-type]
             suite.load()
             started = time.perf_counter()
             suite.ensure_results()
-            elapsed = time.perf_counter() - started
-            results = [r for r in suite.results() if r.ok]
-            semantic = [r.scores["semantic"] for r in results]
-            lexical = [r.scores["lexical"] for r in results]
-            low, high = stats.bootstrap_mean_ci(semantic)
-            empty = sum(1 for r in results if not (r.prediction or "").strip())
+            per_probe = (time.perf_counter() - started) / len(suite.probes)
+            results = suite.results()
+            semantic = skill_report(results, "semantic")
+            lexical = skill_report(results, "lexical")
+            assert semantic is not None
+            assert lexical is not None
+            echoes, n = echo_count(results)
+            interval = f"[{semantic.ci_low:+.3f}..{semantic.ci_high:+.3f}]"
             print(
-                f"| {strategy} | {temperature:g} | {stats.mean(semantic):.3f} [{low:.3f}..{high:.3f}] | "
-                f"{stats.mean(lexical):.3f} | {empty} | {elapsed / len(probes):.2f} |",
+                f"| {strategy} | {temperature:g} | {semantic.skill:+.3f} {interval}"
+                f" | {lexical.skill:+.3f} | {echoes / n:.1%} | {semantic.model:.3f} | {lexical.model:.3f} "
+                f"| {per_probe:.2f} |",
                 flush=True,
             )
+            references = ", ".join(
+                f"{name} {semantic.references[name]:.3f} / {lexical.references[name]:.3f}"
+                for name in semantic.references
+            )
+    print(f"\nReference predictors on the same {n} probes (semantic / lexical): {references}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,17 @@ from utg_pytest.generate.embedded import default_gguf
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 SERVER_START_TIMEOUT_S = 120
+LOW_GATES = (
+    "--utg-min-similarity",
+    "-1",
+    "--utg-min-lexical",
+    "0",
+    "--utg-min-skill",
+    "-100",
+    "--utg-max-echo-rate",
+    "1",
+)
+"""Gates no model can fail, for tests about everything but the gates' verdict."""
 
 
 @pytest.fixture(scope="session")

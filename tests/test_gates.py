@@ -7,34 +7,66 @@ from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.settings import Settings
 
 
-def scored(pid: str, semantic: float, lexical: float = 0.5) -> ProbeResult:
-    return ProbeResult(pid, "p", "p", {"semantic": semantic, "lexical": lexical})
+def scored(
+    pid: str, semantic: float, lexical: float = 0.5, echo: float = 0.1, references: dict[str, float] | None = None
+) -> ProbeResult:
+    refs = {name: {"semantic": value, "lexical": 0.3} for name, value in (references or {}).items()}
+    return ProbeResult(
+        pid, "p", "p", {"semantic": semantic, "lexical": lexical}, references=refs, echo_score=echo, echo=echo >= 0.8
+    )
 
 
 def failed(pid: str) -> ProbeResult:
     return ProbeResult(pid, None, None, {}, error="APIConnectionError: refused (after 3 attempt(s))", attempts=3)
 
 
-SEMANTIC = gates.Gate("semantic_similarity", "semantic", 0.3, "--utg-min-similarity")
+def gate(name: str, settings: Settings | None = None) -> gates.Gate:
+    return next(g for g in gates.run_gates(settings or Settings()) if g.name == name)
 
 
-def test_gate_uses_the_mean_of_scored_probes_and_counts_errors_apart() -> None:
-    verdict = gates.evaluate(SEMANTIC, [scored("a", 0.2), scored("b", 0.6), failed("c")])
+def test_similarity_gate_uses_the_mean_of_scored_probes_and_counts_errors_apart() -> None:
+    verdict = gates.evaluate(
+        gate("semantic_similarity", Settings(min_similarity=0.3)), [scored("a", 0.2), scored("b", 0.6), failed("c")]
+    )
     assert verdict.value == pytest.approx(0.4)
     assert verdict.passed
     assert verdict.n == 2
+    assert verdict.label == "mean semantic similarity"
     assert "1 probe(s) without a prediction excluded" in verdict.detail
     assert verdict.ci_low is not None
     assert verdict.ci_high is not None
     assert verdict.ci_low <= 0.4 <= verdict.ci_high
 
 
-def test_gate_fails_below_threshold_and_when_nothing_was_scored() -> None:
-    assert not gates.evaluate(SEMANTIC, [scored("a", 0.1)]).passed
-    empty = gates.evaluate(SEMANTIC, [failed("a")])
-    assert not empty.passed
-    assert empty.value is None
-    assert empty.detail == "no probe produced a prediction"
+def test_gates_fail_below_threshold_and_when_nothing_was_scored() -> None:
+    assert not gates.evaluate(gate("semantic_similarity", Settings(min_similarity=0.3)), [scored("a", 0.1)]).passed
+    for name in ("semantic_similarity", "lexical_similarity", "skill", "echo_rate"):
+        empty = gates.evaluate(gate(name), [failed("a")])
+        assert not empty.passed
+        assert empty.value is None
+        assert empty.detail == "no probe produced a prediction"
+
+
+def test_skill_gate_needs_the_model_to_beat_the_best_reference() -> None:
+    refs = {"echo": 0.5, "repeat": 0.2, "floor": 0.0}
+    parrot = [scored(str(i), 0.5, references=refs) for i in range(10)]
+    verdict = gates.evaluate(gate("skill"), parrot)
+    assert verdict.value == pytest.approx(0.0)
+    assert not verdict.passed
+    assert "best reference (echo 0.500)" in verdict.label
+    better = [scored(str(i), 0.75, references=refs) for i in range(10)]
+    verdict = gates.evaluate(gate("skill"), better)
+    assert verdict.value == pytest.approx(0.5)
+    assert verdict.passed
+
+
+def test_echo_rate_gate() -> None:
+    results = [scored("a", 0.3, echo=0.95), scored("b", 0.3, echo=0.2), scored("c", 0.3, echo=0.1), failed("d")]
+    verdict = gates.evaluate(gate("echo_rate", Settings(max_echo_rate=0.25)), results)
+    assert verdict.value == pytest.approx(1 / 3)
+    assert not verdict.passed
+    assert verdict.detail.startswith("1 prediction(s) near-copy")
+    assert gates.evaluate(gate("echo_rate", Settings(max_echo_rate=0.5)), results).passed
 
 
 def test_probe_thresholds_are_opt_in_and_metadata_overrides_them() -> None:

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import LOW_GATES
 
 from utg_pytest.ingest.schema import load_schema
-
-LOW_GATES = ("--utg-min-similarity", "-1", "--utg-min-lexical", "0")
-"""Gates no model can fail, for tests about everything but the gates' verdict."""
 
 SMALL_IDS = [
     "logs.jsonl::support-001::turn2",
@@ -29,10 +27,10 @@ def read_results(path: Path) -> list[dict[str, object]]:
 def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, small_log: Path) -> None:
     out = pytester.path / "results.jsonl"
     result = pytester.runpytest("--utg-logs", str(small_log), "--utg-results", str(out), "-v", *LOW_GATES)
-    result.assert_outcomes(passed=len(SMALL_IDS) + 2)
+    result.assert_outcomes(passed=len(SMALL_IDS) + 4)
     result.stdout.fnmatch_lines(
         [f"{node_id} PASSED*" for node_id in SMALL_IDS]
-        + ["utg::gate::semantic_similarity PASSED*", "utg::gate::lexical_similarity PASSED*"]
+        + [f"utg::gate::{gate} PASSED*" for gate in ("semantic_similarity", "lexical_similarity", "skill", "echo_rate")]
     )
     result.stdout.fnmatch_lines(
         [
@@ -57,10 +55,10 @@ def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, sm
 
 def test_unreachable_gate_fails_the_run_and_names_the_gate(pytester: pytest.Pytester, small_log: Path) -> None:
     result = pytester.runpytest(
-        "--utg-logs", str(small_log), "--utg-min-similarity", "0.99", "-k", "support and turn2 or gate"
+        "--utg-logs", str(small_log), *LOW_GATES, "--utg-min-similarity", "0.99", "-k", "support and turn2 or gate"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=2, failed=1, deselected=4)
+    result.assert_outcomes(passed=4, failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic * < 0.990 over 1 probes",
@@ -77,16 +75,13 @@ def test_per_probe_threshold_shows_context_real_and_predicted_turns(pytester: py
         str(small_log),
         "--utg-min-probe-similarity",
         "0.99",
-        "--utg-min-similarity",
-        "-1",
-        "--utg-min-lexical",
-        "0",
+        *LOW_GATES,
         "--deselect",
         "logs.jsonl::support-001",
         "--deselect",
         "logs.jsonl::shopping-002::turn3",
     )
-    result.assert_outcomes(failed=1, passed=2, deselected=4)
+    result.assert_outcomes(failed=1, passed=5, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*logs.jsonl::shopping-002::turn2 (logs.jsonl:2): semantic similarity * < 0.990",
@@ -95,6 +90,9 @@ def test_per_probe_threshold_shows_context_real_and_predicted_turns(pytester: py
             "real user turn:",
             "predicted turn:",
             "scores: semantic *, lexical * | thresholds: semantic >= 0.990",
+            "  echo   would score semantic *, lexical * (the assistant's last message)",
+            "  repeat would score semantic *, lexical * (the user's previous message)",
+            "  floor  would score semantic *, lexical * (another conversation's user turn)",
         ]
     )
 
@@ -105,9 +103,9 @@ def test_conversation_metadata_overrides_probe_threshold(pytester: pytest.Pytest
     conversation["metadata"]["utg"] = {"thresholds": {"min_probe_similarity": -1.0}}
     small_log.write_text(lines[0] + "\n" + json.dumps(conversation) + "\n", encoding="utf-8")
     result = pytester.runpytest(
-        "--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", "-k", "shopping or gate"
+        "--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", "-k", "shopping or gate", *LOW_GATES
     )
-    result.assert_outcomes(passed=4, deselected=3)
+    result.assert_outcomes(passed=6, deselected=3)
 
 
 @pytest.fixture
@@ -120,7 +118,7 @@ def bad_log(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
 def test_malformed_lines_are_reported_and_the_rest_is_tested(pytester: pytest.Pytester, bad_log: Path) -> None:
     bad = bad_log.name
     result = pytester.runpytest("--utg-logs", bad, "--utg-max-probes", "2", "-W", "default", *LOW_GATES)
-    result.assert_outcomes(passed=4, warnings=6)
+    result.assert_outcomes(passed=6, warnings=6)
     for line, pointer in [
         (3, "(root)"),
         (4, "(root)"),
@@ -137,7 +135,7 @@ def test_malformed_lines_are_reported_and_the_rest_is_tested(pytester: pytest.Py
 def test_strict_makes_each_invalid_line_a_failing_item(pytester: pytest.Pytester, bad_log: Path) -> None:
     bad = bad_log.name
     result = pytester.runpytest("--utg-logs", bad, "--utg-strict", "--utg-max-probes", "1", "-rf", *LOW_GATES)
-    result.assert_outcomes(passed=3, failed=6)
+    result.assert_outcomes(passed=5, failed=6)
     result.stdout.fnmatch_lines(
         [f"invalid log line: {bad}:6: /messages/2/role: 'moderator' is not one of *", f"FAILED {bad}::line6 - *"]
     )
@@ -152,11 +150,13 @@ def test_ini_options_drive_the_run(pytester: pytest.Pytester, small_log: Path) -
         utg_max_probes = 2
         utg_min_similarity = -1
         utg_min_lexical = 0.99
+        utg_min_skill = -100
+        utg_max_echo_rate = 1
         utg_prompt = roleswap
         """
     )
     result = pytester.runpytest("-v")
-    result.assert_outcomes(passed=3, failed=1)
+    result.assert_outcomes(passed=5, failed=1)
     result.stdout.fnmatch_lines(["*prompt roleswap*", "FAIL lexical_similarity*over 2 probes"])
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
+from conftest import LOW_GATES, free_port
 
 from utg_pytest.ingest.schema import load_schema
 
@@ -34,12 +37,9 @@ def test_llama_cpp_server_gives_results_of_the_same_shape(
         "3",
         "--utg-results",
         str(out),
-        "--utg-min-similarity",
-        "-1",
-        "--utg-min-lexical",
-        "0",
+        *LOW_GATES,
     )
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=7)
     result.stdout.fnmatch_lines([f"model: {llama_server}#smollm2 | prompt {prompt}*", "predictions: 3 scored*"])
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(records) == 3
@@ -49,8 +49,8 @@ def test_llama_cpp_server_gives_results_of_the_same_shape(
         assert record["usage"]["completion_tokens"] > 0
 
 
-class FailingModel(BaseHTTPRequestHandler):
-    """Lists one model, then answers every generation with HTTP 500, quoting the caller's credentials back."""
+class ScriptedModel(BaseHTTPRequestHandler):
+    """A loopback OpenAI-compatible server speaking real HTTP; subclasses script the generations."""
 
     requests: ClassVar[list[str]] = []
 
@@ -66,24 +66,96 @@ class FailingModel(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def do_GET(self) -> None:
-        self._send(200, {"object": "list", "data": [{"id": "broken-model", "object": "model", "owned_by": "me"}]})
+        self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "me"}]})
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         self.requests.append(self.path)
+        self.generate(body)
+
+    def generate(self, body: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class FailingModel(ScriptedModel):
+    """Answers every generation with HTTP 500, quoting the caller's credentials back."""
+
+    def generate(self, body: dict[str, Any]) -> None:
         auth = self.headers.get("Authorization", "")
         self._send(500, {"error": {"message": f"backend exploded while serving {auth}", "type": "server_error"}})
 
 
-@pytest.fixture
-def failing_server() -> Iterator[str]:
-    FailingModel.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FailingModel)
+class ParrotModel(ScriptedModel):
+    """Always answers with the last message it was given: under roleswap, the assistant's last message verbatim."""
+
+    def generate(self, body: dict[str, Any]) -> None:
+        text = body["messages"][-1]["content"]
+        self._send(
+            200,
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "scripted",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            },
+        )
+
+
+@contextmanager
+def serve(handler: type[ScriptedModel]) -> Iterator[str]:
+    handler.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def failing_server() -> Iterator[str]:
+    with serve(FailingModel) as url:
+        yield url
+
+
+def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
+    pytester: pytest.Pytester, fixtures_dir: Path
+) -> None:
+    out = pytester.path / "results.jsonl"
+    shutil.copytree(fixtures_dir / "logs", pytester.path / "logs")
+    with serve(ParrotModel) as url:
+        result = pytester.runpytest(
+            "--utg-logs",
+            "logs",
+            "--utg-base-url",
+            url,
+            "--utg-prompt",
+            "roleswap",
+            "--utg-min-similarity",
+            "0.2",
+            "--utg-min-lexical",
+            "0",
+            "--utg-results",
+            str(out),
+            "-rf",
+        )
+    result.stdout.fnmatch_lines(
+        [
+            "  echo: 146/146 predictions (100.0%) near-copy the assistant's last message",
+            "PASS semantic_similarity: mean semantic similarity * >= 0.200 over 146 probes",
+            "FAIL skill: semantic skill vs best reference * not > 0.000 over 146 probes*",
+            "FAIL echo_rate: echo rate 1.000 not <= 0.250 over 146 probes; 146 prediction(s) near-copy*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["FAILED utg::gate::skill - *", "FAILED utg::gate::echo_rate - *"])
+    result.assert_outcomes(passed=146 + 2, failed=2)
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert all(r["echo"] and r["echo_score"] == 1.0 for r in records)
+    assert all(r["scores"] == r["references"]["echo"] for r in records)
 
 
 def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
@@ -105,7 +177,7 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
         "--utg-results",
         str(out),
     )
-    result.assert_outcomes(errors=2, failed=2)
+    result.assert_outcomes(errors=2, failed=4)
     assert len(FailingModel.requests) == 4
     result.stdout.fnmatch_lines(
         [
@@ -123,8 +195,6 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
 
 
 def test_unreachable_endpoint_is_reported_not_a_crash(pytester: pytest.Pytester, small_log: Path) -> None:
-    from conftest import free_port
-
     url = f"http://127.0.0.1:{free_port()}/v1"
     result = pytester.runpytest(
         "--utg-logs",
@@ -140,7 +210,7 @@ def test_unreachable_endpoint_is_reported_not_a_crash(pytester: pytest.Pytester,
         "--utg-max-probes",
         "1",
     )
-    result.assert_outcomes(errors=1, failed=2)
+    result.assert_outcomes(errors=1, failed=4)
     result.stdout.fnmatch_lines(["*no prediction: APIConnectionError: Connection error. (after 1 attempt(s))"])
 
 
@@ -150,7 +220,7 @@ def test_a_backend_that_cannot_start_fails_every_probe_with_one_message(
     result = pytester.runpytest(
         "--utg-logs", str(small_log), "--utg-gguf", str(tmp_path / "missing.gguf"), "--utg-max-probes", "2"
     )
-    result.assert_outcomes(errors=2, failed=2)
+    result.assert_outcomes(errors=2, failed=4)
     result.stdout.fnmatch_lines(
         ["*model backend could not start: FileNotFoundError: --utg-gguf *missing.gguf: no such file"]
     )

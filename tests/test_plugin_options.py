@@ -63,7 +63,9 @@ def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: 
             "logs.jsonl::shopping-002::turn3",
             "utg::gate::semantic_similarity",
             "utg::gate::lexical_similarity",
-            "4 tests collected*",
+            "utg::gate::skill",
+            "utg::gate::echo_rate",
+            "6 tests collected*",
         ]
     )
     assert result.ret == pytest.ExitCode.OK
@@ -72,4 +74,4 @@ def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: 
 def test_utg_marker_selects_only_generated_items(pytester: pytest.Pytester, small_log: Path) -> None:
     pytester.makepyfile("def test_unit(): pass")
     result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "-m", "not utg")
-    result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/8 tests collected (7 deselected)*"])
+    result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/10 tests collected (9 deselected)*"])

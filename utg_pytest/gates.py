@@ -2,54 +2,103 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from utg_pytest import stats
 from utg_pytest.model import GateVerdict, Probe, ProbeResult
+from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
 
 METRICS = ("semantic", "lexical")
+SKILL_METRIC = "semantic"
+"""The skill gate judges meaning; lexical skill is reported beside it."""
 
 PROBE_THRESHOLD_METRIC = {"min_probe_similarity": "semantic", "min_probe_lexical": "lexical"}
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, ">": operator.gt, "<=": operator.le}
+
+NOTHING_SCORED = "no probe produced a prediction"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    value: float | None
+    n: int
+    label: str
+    ci: tuple[float, float] | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True)
 class Gate:
     name: str
-    metric: str
-    threshold: float
     option: str
+    comparison: str
+    threshold: float
+    measure: Callable[[Sequence[ProbeResult]], Measurement]
+
+
+def _errors_note(results: Sequence[ProbeResult]) -> str:
+    errors = sum(1 for r in results if not r.ok)
+    return f"{errors} probe(s) without a prediction excluded" if errors else ""
+
+
+def mean_similarity(metric: str) -> Callable[[Sequence[ProbeResult]], Measurement]:
+    def measure(results: Sequence[ProbeResult]) -> Measurement:
+        label = f"mean {metric} similarity"
+        values = [r.scores[metric] for r in results if r.ok]
+        if not values:
+            return Measurement(None, 0, label, detail=NOTHING_SCORED)
+        return Measurement(
+            stats.mean(values), len(values), label, stats.bootstrap_mean_ci(values), _errors_note(results)
+        )
+
+    return measure
+
+
+def skill(results: Sequence[ProbeResult]) -> Measurement:
+    report = skill_report(results, SKILL_METRIC)
+    if report is None:
+        return Measurement(None, 0, f"{SKILL_METRIC} skill", detail=NOTHING_SCORED)
+    label = f"{SKILL_METRIC} skill vs best reference ({report.best} {report.references[report.best]:.3f})"
+    return Measurement(report.skill, report.n, label, (report.ci_low, report.ci_high), _errors_note(results))
+
+
+def echo_rate(results: Sequence[ProbeResult]) -> Measurement:
+    echoes, n = echo_count(results)
+    if not n:
+        return Measurement(None, 0, "echo rate", detail=NOTHING_SCORED)
+    detail = f"{echoes} prediction(s) near-copy the assistant's last message"
+    return Measurement(echoes / n, n, "echo rate", detail="; ".join(filter(None, [detail, _errors_note(results)])))
 
 
 def run_gates(settings: Settings) -> list[Gate]:
     return [
-        Gate("semantic_similarity", "semantic", settings.min_similarity, "--utg-min-similarity"),
-        Gate("lexical_similarity", "lexical", settings.min_lexical, "--utg-min-lexical"),
+        Gate("semantic_similarity", "--utg-min-similarity", ">=", settings.min_similarity, mean_similarity("semantic")),
+        Gate("lexical_similarity", "--utg-min-lexical", ">=", settings.min_lexical, mean_similarity("lexical")),
+        Gate("skill", "--utg-min-skill", ">", settings.min_skill, skill),
+        Gate("echo_rate", "--utg-max-echo-rate", "<=", settings.max_echo_rate, echo_rate),
     ]
 
 
 def evaluate(gate: Gate, results: Sequence[ProbeResult]) -> GateVerdict:
-    """Mean of the metric over probes that produced a prediction; probes with errors are counted apart, not as 0."""
-    values = [r.scores[gate.metric] for r in results if r.ok]
-    errors = sum(1 for r in results if not r.ok)
-    detail = f"{errors} probe(s) without a prediction excluded" if errors else ""
-    if not values:
-        return GateVerdict(
-            gate.name, gate.metric, None, gate.threshold, False, 0, detail="no probe produced a prediction"
-        )
-    value = stats.mean(values)
-    low, high = stats.bootstrap_mean_ci(values)
+    """A gate with nothing to measure fails: no evidence is not a pass."""
+    measured = gate.measure(results)
+    passed = measured.value is not None and COMPARE[gate.comparison](measured.value, gate.threshold)
+    low, high = measured.ci if measured.ci else (None, None)
     return GateVerdict(
         gate.name,
-        gate.metric,
-        value,
+        measured.label,
+        measured.value,
+        gate.comparison,
         gate.threshold,
-        value >= gate.threshold,
-        len(values),
+        passed,
+        measured.n,
         ci_low=low,
         ci_high=high,
-        detail=detail,
+        detail=measured.detail,
     )
 
 

@@ -80,6 +80,11 @@ class ProbeResult:
     latency_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Scores of the reference predictors (echo, repeat, floor) on this probe, by name then metric."""
+    echo_score: float | None = None
+    """How closely the prediction copies the assistant's last message (0..1); see scoring.echo."""
+    echo: bool = False
 
     @property
     def ok(self) -> bool:
@@ -87,17 +92,13 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
-class Threshold:
-    metric: str
-    minimum: float
-    source: str
-
-
-@dataclass(frozen=True)
 class GateVerdict:
     name: str
-    metric: str
+    label: str
+    """What was measured, e.g. "mean semantic similarity"."""
     value: float | None
+    comparison: str
+    """How value must relate to threshold: ">=", ">" or "<="."""
     threshold: float
     passed: bool
     n: int

@@ -1,4 +1,5 @@
-"""The generation phase: every selected probe goes to the model once, then all predictions are scored in one batch.
+"""The generation phase: every selected probe goes to the model once, then all predictions, and the reference
+predictors' answers for the same probes, are scored in one batch.
 
 Items only read what this phase produced, so a failed request is retried here and then carried on its probe as an
 error, never dropped and never scored.
@@ -14,6 +15,8 @@ from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring import similarity
+from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
+from utg_pytest.scoring.references import last_text, reference_texts
 from utg_pytest.settings import Settings
 
 Progress = Callable[[int, int, int], None]
@@ -70,12 +73,21 @@ def run_probes(
         if progress:
             progress(done, len(probes), errors)
 
-    pairs = [(o.prediction, p.target) for p, o in zip(probes, attempted, strict=True) if o.prediction is not None]
+    references = reference_texts(probes, settings.sample_seed)
+    pairs: list[tuple[str, str]] = []
+    for probe, outcome in zip(probes, attempted, strict=True):
+        if outcome.prediction is not None:
+            pairs.append((outcome.prediction, probe.target))
+        pairs.extend((text, probe.target) for text in references[probe.id].values())
     semantic = iter(similarity.semantic(pairs, embedder))
 
     results = []
     for probe, outcome in zip(probes, attempted, strict=True):
         generation, prediction = outcome.generation, outcome.prediction
+        scores = _scores(prediction, probe.target, next(semantic)) if prediction is not None else {}
+        scored_references = {
+            name: _scores(text, probe.target, next(semantic)) for name, text in references[probe.id].items()
+        }
         if generation is None or prediction is None:
             results.append(
                 ProbeResult(
@@ -86,10 +98,11 @@ def run_probes(
                     error=outcome.error,
                     attempts=outcome.attempts,
                     latency_s=outcome.latency_s,
+                    references=scored_references,
                 )
             )
             continue
-        scores = {"semantic": next(semantic), "lexical": similarity.lexical(prediction, probe.target)}
+        echo = echo_score(prediction, last_text(probe, "assistant") or "")
         results.append(
             ProbeResult(
                 probe.id,
@@ -100,6 +113,13 @@ def run_probes(
                 latency_s=outcome.latency_s,
                 prompt_tokens=generation.prompt_tokens,
                 completion_tokens=generation.completion_tokens,
+                references=scored_references,
+                echo_score=echo,
+                echo=echo >= ECHO_THRESHOLD,
             )
         )
     return results
+
+
+def _scores(text: str, target: str, semantic: float) -> dict[str, float]:
+    return {"semantic": semantic, "lexical": similarity.lexical(text, target)}

@@ -169,6 +169,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_similarity", "gate: mean semantic similarity must reach this", _float_in(-1.0, 1.0), 0.15),
     Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.20),
     Option(
+        "min_skill",
+        "gate: semantic skill over the best reference predictor must be above this (0: beat parroting)",
+        _float_in(-100.0, 1.0),
+        0.0,
+    ),
+    Option(
+        "max_echo_rate",
+        "gate: share of predictions that near-copy the assistant's last message must not exceed this",
+        _float_in(0.0, 1.0),
+        0.25,
+    ),
+    Option(
         "min_probe_similarity",
         "per probe: semantic similarity must reach this (opt-in)",
         _float_in(-1.0, 1.0),
@@ -201,6 +213,8 @@ class Settings:
     embedding_model: str | None = None
     min_similarity: float = 0.15
     min_lexical: float = 0.20
+    min_skill: float = 0.0
+    max_echo_rate: float = 0.25
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None

@@ -8,9 +8,15 @@ from collections.abc import Sequence
 from utg_pytest import stats
 from utg_pytest.gates import METRICS
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
+from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
 
 CONTEXT_TURNS_SHOWN = 3
+REFERENCE_HELP = {
+    "echo": "the assistant's last message",
+    "repeat": "the user's previous message",
+    "floor": "another conversation's user turn",
+}
 WIDTH = 100
 
 
@@ -34,6 +40,12 @@ def probe_failure(probe: Probe, result: ProbeResult, thresholds: dict[str, float
         + " | thresholds: "
         + ", ".join(f"{m} >= {v:.3f}" for m, v in thresholds.items())
     )
+    lines += [
+        f"  {name:<6} would score " + ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS) + f" ({REFERENCE_HELP[name]})"
+        for name, scores in result.references.items()
+    ]
+    if result.echo:
+        lines.append(f"echo: the prediction near-copies the assistant's last message (score {result.echo_score:.2f})")
     return "\n".join(lines)
 
 
@@ -46,10 +58,10 @@ def gate_line(verdict: GateVerdict) -> str:
     if verdict.value is None:
         return f"{status} {verdict.name}: {verdict.detail}"
     interval = f" (95% CI {verdict.ci_low:.3f}..{verdict.ci_high:.3f})" if verdict.ci_low is not None else ""
-    relation = ">=" if verdict.passed else "<"
+    relation = verdict.comparison if verdict.passed else f"not {verdict.comparison}"
     extra = f"; {verdict.detail}" if verdict.detail else ""
     return (
-        f"{status} {verdict.name}: mean {verdict.metric} similarity {verdict.value:.3f}{interval} "
+        f"{status} {verdict.name}: {verdict.label} {verdict.value:.3f}{interval} "
         f"{relation} {verdict.threshold:.3f} over {verdict.n} probes{extra}"
     )
 
@@ -101,5 +113,27 @@ def summary(
         values = [r.scores[metric] for r in scored]
         if values:
             lines.append(f"  {metric:<9} {_distribution(values)}")
+    lines += _references(scored)
     lines += [gate_line(v) for v in verdicts]
+    return lines
+
+
+def _references(scored: Sequence[ProbeResult]) -> list[str]:
+    """The model next to the reference predictors on the same probes, skill per metric, and the echo count."""
+    reports = [r for r in (skill_report(scored, metric) for metric in METRICS) if r is not None]
+    if not reports:
+        return []
+    lines = [f"  {'':<42} " + "  ".join(f"{r.metric:>8}" for r in reports)]
+    lines.append(f"  {'model':<42} " + "  ".join(f"{r.model:>8.3f}" for r in reports))
+    for name, help_text in REFERENCE_HELP.items():
+        if name in reports[0].references:
+            label = f"{name} ({help_text})"
+            lines.append(f"  {label:<42} " + "  ".join(f"{r.references[name]:>8.3f}" for r in reports))
+    for report in reports:
+        lines.append(
+            f"  skill ({report.metric}) {report.skill:+.3f} [{report.ci_low:+.3f}..{report.ci_high:+.3f}] "
+            f"vs best reference {report.best}"
+        )
+    echoes, n = echo_count(scored)
+    lines.append(f"  echo: {echoes}/{n} predictions ({echoes / n:.1%}) near-copy the assistant's last message")
     return lines

@@ -1,0 +1,57 @@
+"""Reference predictors: what a model-free parrot would answer on each probe.
+
+A similarity figure means nothing alone: on real logs, copying the assistant's last message scores about as well on
+semantic similarity as small models do. These predictors are scored on the same probes so the model is judged by how
+much it beats them (skill), not by raw similarity.
+
+- echo: the last assistant message, verbatim.
+- repeat: the user's previous message (the last assistant message when the user has not spoken yet).
+- floor: the real user turn of another conversation, by a fixed seeded derangement: the level of an answer that is
+  fluent and user-like but knows nothing about this conversation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from utg_pytest.model import Probe
+
+REFERENCES = ("echo", "repeat", "floor")
+
+
+def last_text(probe: Probe, role: str) -> str | None:
+    return next((m.text for m in reversed(probe.context) if m.role == role), None)
+
+
+def _rank(seed: int, probe: Probe) -> str:
+    return hashlib.sha256(f"floor\x00{seed}\x00{probe.id}".encode()).hexdigest()
+
+
+def floor_texts(probes: Sequence[Probe], seed: int = 0) -> dict[str, str]:
+    """Each probe gets the target of the next probe, in a seeded order, that belongs to another conversation.
+
+    Probes of one conversation only have no floor: there is no other conversation to borrow from.
+    """
+    order = sorted(probes, key=lambda p: _rank(seed, p))
+    assigned: dict[str, str] = {}
+    for index, probe in enumerate(order):
+        for step in range(1, len(order)):
+            other = order[(index + step) % len(order)]
+            if (other.source, other.conversation_id) != (probe.source, probe.conversation_id):
+                assigned[probe.id] = other.target
+                break
+    return assigned
+
+
+def reference_texts(probes: Sequence[Probe], seed: int = 0) -> dict[str, dict[str, str]]:
+    """probe id -> reference name -> predicted text."""
+    floors = floor_texts(probes, seed)
+    texts: dict[str, dict[str, str]] = {}
+    for probe in probes:
+        echo = last_text(probe, "assistant") or ""
+        own = {"echo": echo, "repeat": last_text(probe, "user") or echo}
+        if probe.id in floors:
+            own["floor"] = floors[probe.id]
+        texts[probe.id] = own
+    return texts

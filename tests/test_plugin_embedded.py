@@ -61,7 +61,7 @@ def test_unreachable_gate_fails_the_run_and_names_the_gate(pytester: pytest.Pyte
     result.assert_outcomes(passed=4, failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         [
-            "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic * < 0.990 over 1 probes",
+            "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic * not >= 0.990 over 1 probes",
             "*(threshold set by --utg-min-similarity)",
             "FAILED utg::gate::semantic_similarity*",
         ]
@@ -81,7 +81,7 @@ def test_per_probe_threshold_shows_context_real_and_predicted_turns(pytester: py
         "--deselect",
         "logs.jsonl::shopping-002::turn3",
     )
-    result.assert_outcomes(failed=1, passed=5, deselected=4)
+    result.assert_outcomes(failed=1, passed=4, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*logs.jsonl::shopping-002::turn2 (logs.jsonl:2): semantic similarity * < 0.990",
@@ -168,3 +168,18 @@ def test_gzipped_logs_and_directories(pytester: pytest.Pytester, small_log: Path
     result = pytester.runpytest("--utg-logs", "logdir", "--collect-only", "-q")
     result.stdout.fnmatch_lines(["logdir/a.jsonl.gz::support-001::turn2", "utg::gate::lexical_similarity"])
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_last_failed_reruns_only_the_failed_probes(pytester: pytest.Pytester, small_log: Path) -> None:
+    lines = small_log.read_text(encoding="utf-8").splitlines()
+    conversation = json.loads(lines[1])
+    conversation["metadata"]["utg"] = {"thresholds": {"min_probe_similarity": -1.0}}
+    small_log.write_text(lines[0] + "\n" + json.dumps(conversation) + "\n", encoding="utf-8")
+    args = ("--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", *LOW_GATES, "-p", "cacheprovider")
+    first = pytester.runpytest(*args)
+    first.assert_outcomes(failed=3, passed=6)
+    out = pytester.path / "rerun.jsonl"
+    again = pytester.runpytest(*args, "--lf", "--utg-results", str(out), "-v")
+    again.assert_outcomes(failed=3, deselected=6)
+    again.stdout.fnmatch_lines(["logs.jsonl::support-001::turn2 FAILED*"])
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3

@@ -45,6 +45,13 @@ def test_floor_always_borrows_from_another_conversation(keys: list[tuple[int, in
     assert floors == floor_texts(probes, seed)
 
 
+def test_a_probe_keeps_its_floor_when_selected_alone_from_a_pool() -> None:
+    pool = [probe(f"c{c}", t) for c in range(6) for t in (2, 3)]
+    everything = floor_texts(pool, seed=1)
+    for p in pool:
+        assert floor_texts([p], seed=1, pool=pool) == {p.id: everything[p.id]}
+
+
 @pytest.mark.parametrize(
     ("prediction", "assistant", "echo"),
     [

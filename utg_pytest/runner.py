@@ -63,7 +63,10 @@ def run_probes(
     settings: Settings,
     embedder: similarity.Embedder,
     progress: Progress | None = None,
+    pool: Sequence[Probe] | None = None,
 ) -> list[ProbeResult]:
+    """`pool` is every probe of the logs: the floor reference borrows targets from it, so a probe's floor does not
+    depend on which other probes were selected."""
     attempted: list[Attempted] = []
     errors = 0
     for done, probe in enumerate(probes, start=1):
@@ -73,7 +76,7 @@ def run_probes(
         if progress:
             progress(done, len(probes), errors)
 
-    references = reference_texts(probes, settings.sample_seed)
+    references = reference_texts(probes, settings.sample_seed, pool)
     pairs: list[tuple[str, str]] = []
     for probe, outcome in zip(probes, attempted, strict=True):
         if outcome.prediction is not None:

@@ -178,7 +178,7 @@ OPTIONS: tuple[Option, ...] = (
         "max_echo_rate",
         "gate: share of predictions that near-copy the assistant's last message must not exceed this",
         _float_in(0.0, 1.0),
-        0.25,
+        0.10,
     ),
     Option(
         "min_probe_similarity",
@@ -214,7 +214,7 @@ class Settings:
     min_similarity: float = 0.15
     min_lexical: float = 0.20
     min_skill: float = 0.0
-    max_echo_rate: float = 0.25
+    max_echo_rate: float = 0.10
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None

@@ -90,7 +90,7 @@ class Suite:
         self.backend_identity = backend.identity
         try:
             embedder = Embedder(self.settings.embedding_model)
-            for result in run_probes(self._selected, backend, self.settings, embedder, progress):
+            for result in run_probes(self._selected, backend, self.settings, embedder, progress, pool=self.probes):
                 self._results[result.probe_id] = result
         finally:
             backend.close()

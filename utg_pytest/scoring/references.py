@@ -28,14 +28,17 @@ def _rank(seed: int, probe: Probe) -> str:
     return hashlib.sha256(f"floor\x00{seed}\x00{probe.id}".encode()).hexdigest()
 
 
-def floor_texts(probes: Sequence[Probe], seed: int = 0) -> dict[str, str]:
-    """Each probe gets the target of the next probe, in a seeded order, that belongs to another conversation.
+def floor_texts(probes: Sequence[Probe], seed: int = 0, pool: Sequence[Probe] | None = None) -> dict[str, str]:
+    """Each probe gets the target of the next probe of `pool` (default: `probes`), in a seeded order, that belongs to
+    another conversation.
 
-    Probes of one conversation only have no floor: there is no other conversation to borrow from.
+    With a single conversation in the pool there is no floor: there is no other conversation to borrow from.
     """
-    order = sorted(probes, key=lambda p: _rank(seed, p))
+    order = sorted({p.id: p for p in [*(pool or ()), *probes]}.values(), key=lambda p: _rank(seed, p))
+    position = {p.id: i for i, p in enumerate(order)}
     assigned: dict[str, str] = {}
-    for index, probe in enumerate(order):
+    for probe in probes:
+        index = position[probe.id]
         for step in range(1, len(order)):
             other = order[(index + step) % len(order)]
             if (other.source, other.conversation_id) != (probe.source, probe.conversation_id):
@@ -44,9 +47,11 @@ def floor_texts(probes: Sequence[Probe], seed: int = 0) -> dict[str, str]:
     return assigned
 
 
-def reference_texts(probes: Sequence[Probe], seed: int = 0) -> dict[str, dict[str, str]]:
+def reference_texts(
+    probes: Sequence[Probe], seed: int = 0, pool: Sequence[Probe] | None = None
+) -> dict[str, dict[str, str]]:
     """probe id -> reference name -> predicted text."""
-    floors = floor_texts(probes, seed)
+    floors = floor_texts(probes, seed, pool)
     texts: dict[str, dict[str, str]] = {}
     for probe in probes:
         echo = last_text(probe, "assistant") or ""

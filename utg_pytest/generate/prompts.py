@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from utg_pytest.model import Message, Probe
 
@@ -149,12 +148,3 @@ def clean_turn(text: str, stops: Sequence[str] = ()) -> str:
     if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1] and text.count(text[0]) <= 2:
         text = text[1:-1].strip()
     return text
-
-
-def describe(request: Request) -> dict[str, Any]:
-    """The request as plain data, for results files and cache keys."""
-    return {
-        "messages": list(request.messages) if request.messages else None,
-        "prompt": request.prompt,
-        "stops": list(request.stops),
-    }

@@ -5,8 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utg_pytest import ingest
+from utg_pytest.ingest.schema import load_schema, plainly_valid
 from utg_pytest.model import Conversation, LogError
 
 BAD_LINES = {3: "", 4: "", 6: "/messages/2/role", 7: "/messages/1/content", 9: "/messages", 10: ""}
@@ -97,3 +100,59 @@ def test_paths_directories_globs_and_gzip(tmp_path: Path) -> None:
 def test_a_spec_matching_nothing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ingest.LogPathError, match=r"no \.jsonl or \.jsonl\.gz file"):
         ingest.resolve_paths([str(tmp_path / "missing*.jsonl")])
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def mostly(valid: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    """Valid three times in four, anything JSON otherwise: near-valid documents probe the shortcut's edges."""
+    return st.one_of(valid, valid, valid, json_values)
+
+
+parts = mostly(
+    st.fixed_dictionaries(
+        {"type": mostly(st.sampled_from(["text", "image_url"]))}, optional={"text": mostly(st.text(max_size=5))}
+    )
+)
+messages = mostly(
+    st.fixed_dictionaries(
+        {
+            "role": mostly(st.sampled_from(["system", "user", "assistant", "tool", "moderator"])),
+            "content": mostly(st.text(max_size=5) | st.none() | st.lists(parts, max_size=3)),
+        },
+        optional={
+            "name": mostly(st.text(max_size=3)),
+            "tool_calls": mostly(st.lists(st.dictionaries(st.text(max_size=3), json_values, max_size=2), max_size=2)),
+            "tool_call_id": mostly(st.text(max_size=3)),
+        },
+    )
+)
+documents = mostly(
+    st.fixed_dictionaries(
+        {"id": mostly(st.text(max_size=4)), "messages": mostly(st.lists(messages, max_size=4))},
+        optional={
+            "metadata": mostly(st.dictionaries(st.sampled_from(["domain", "utg"]), json_values, max_size=2)),
+            "timestamp": mostly(st.text(max_size=4)),
+        },
+    )
+)
+
+
+@settings(max_examples=1500)
+@given(documents)
+def test_the_validation_shortcut_never_accepts_what_the_schema_rejects(document: object) -> None:
+    from jsonschema import Draft202012Validator
+
+    if plainly_valid(document):
+        assert Draft202012Validator(load_schema("conversation")).is_valid(document)
+
+
+def test_the_shipped_logs_take_the_shortcut(fixtures_dir: Path) -> None:
+    for path in (fixtures_dir / "logs").glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            assert plainly_valid(json.loads(line))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from utg_pytest import settings as settings_module
-from utg_pytest.items import MARKER, SUITE_KEY, collect
+from utg_pytest.items import MARKER, SUITE_KEY, ProbeItem, collect
 from utg_pytest.report import results as report_results
 from utg_pytest.report import terminal
 from utg_pytest.suite import Suite
@@ -88,7 +88,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_collection_finish(session: pytest.Session) -> None:
     suite = _suite(session.config)
     if suite is not None:
-        suite.select(item.probe.id for item in session.items if hasattr(item, "probe"))
+        suite.select(item.probe.id for item in session.items if isinstance(item, ProbeItem))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def mean(values: Sequence[float]) -> float:
@@ -24,20 +24,44 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+RESAMPLES = 2000
+BATCH_ELEMENTS = 2_000_000
+"""Resampled indices drawn per batch: bounds memory (16 MB) whatever the number of probes."""
+
+
+def _resample(statistic: Callable[[Any], Any], n: int, resamples: int, seed: int) -> Any:
+    """`statistic` maps a (k, n) array of resampled indices to k values; returns all `resamples` values."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    per_batch = max(1, BATCH_ELEMENTS // n)
+    batches = []
+    for start in range(0, resamples, per_batch):
+        batches.append(statistic(rng.integers(0, n, size=(min(per_batch, resamples - start), n))))
+    return np.concatenate(batches)
+
+
+def _interval(values: Any, confidence: float) -> tuple[float, float]:
+    import numpy as np
+
+    tail = 100 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def bootstrap_mean_ci(
-    values: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+    values: Sequence[float], confidence: float = 0.95, resamples: int = RESAMPLES, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval for the mean. It makes no normality assumption, which matters for bounded,
     skewed similarity scores on a few dozen probes."""
+    import numpy as np
+
     if not values:
         raise ValueError("interval of no values")
     if len(values) == 1:
         return values[0], values[0]
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(math.fsum(rng.choices(values, k=n)) / n for _ in range(resamples))
-    tail = (1.0 - confidence) / 2.0
-    return percentile(means, 100 * tail), percentile(means, 100 * (1 - tail))
+    data = np.asarray(values, dtype=float)
+    return _interval(_resample(lambda picks: data[picks].mean(axis=1), len(data), resamples, seed), confidence)
 
 
 def skill(model: Sequence[float], reference: Sequence[float]) -> float:
@@ -53,18 +77,25 @@ def skill(model: Sequence[float], reference: Sequence[float]) -> float:
 
 
 def paired_bootstrap_skill_ci(
-    model: Sequence[float], reference: Sequence[float], confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+    model: Sequence[float],
+    reference: Sequence[float],
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap over probes, resampling (model, reference) pairs together so the interval reflects how
     consistently the model beats the reference probe by probe, not the spread of either alone."""
+    import numpy as np
+
     if len(model) != len(reference) or not model:
         raise ValueError("skill needs paired, non-empty scores")
-    rng = random.Random(seed)
-    n = len(model)
-    values = []
-    for _ in range(resamples):
-        picks = [rng.randrange(n) for _ in range(n)]
-        values.append(skill([model[i] for i in picks], [reference[i] for i in picks]))
-    values.sort()
-    tail = (1.0 - confidence) / 2.0
-    return percentile(values, 100 * tail), percentile(values, 100 * (1 - tail))
+    ours = np.asarray(model, dtype=float)
+    theirs = np.asarray(reference, dtype=float)
+
+    def statistic(picks: Any) -> Any:
+        gained = ours[picks].mean(axis=1)
+        base = theirs[picks].mean(axis=1)
+        headroom = 1.0 - base
+        return np.where(headroom > 0, (gained - base) / np.where(headroom > 0, headroom, 1.0), 0.0)
+
+    return _interval(_resample(statistic, len(ours), resamples, seed), confidence)

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(PROMPT_STRATEGIES))
     args = parser.parse_args()
 
-    base = Settings(logs=(args.logs,), rootdir=str(Path.cwd()))
+    base = Settings(logs=(args.logs,), rootdir=str(Path.cwd()), cache_mode="off")
     print(
         "| prompt | temperature | semantic skill [95% CI] | lexical skill | echo rate | semantic | lexical | s/probe |"
     )

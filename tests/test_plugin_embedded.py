@@ -37,7 +37,7 @@ def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, sm
             "*utg summary*",
             "5 probes from 1 log file(s), 5 selected; 0 invalid log line(s)",
             "model: gguf:SmolLM2-135M-Instruct.Q4_1.gguf | prompt template*",
-            "predictions: 5 scored, 0 without a prediction*",
+            "predictions: 5 scored (0 from the cache), 0 without a prediction*",
             "  semantic  mean * p10 * p50 * p90 *",
             "  lexical   mean *",
             "PASS semantic_similarity: mean semantic similarity * over 5 probes",

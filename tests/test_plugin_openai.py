@@ -183,7 +183,7 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
         [
             "*no prediction: InternalServerError: *backend exploded while serving Bearer *** (after 2 attempt(s))",
             "*FAIL semantic_similarity: no probe produced a prediction",
-            "predictions: 0 scored, 2 without a prediction (model errors)",
+            "predictions: 0 scored (0 from the cache), 2 without a prediction (model errors)",
         ]
     )
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

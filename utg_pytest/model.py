@@ -85,6 +85,7 @@ class ProbeResult:
     echo_score: float | None = None
     """How closely the prediction copies the assistant's last message (0..1); see scoring.echo."""
     echo: bool = False
+    cached: bool = False
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from utg_pytest.cache import GenerationCache, generation_key
 from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
@@ -32,9 +33,44 @@ class Attempted:
     error: str | None
     attempts: int
     latency_s: float
+    cached: bool = False
 
 
-def _attempt(backend: Backend, probe: Probe, settings: Settings) -> Attempted:
+class LazyBackend:
+    """Starts the backend on the first cache miss, so a fully cached run never loads a model or opens a connection.
+    A backend that cannot start fails every probe that needs it with the same message."""
+
+    def __init__(self, start: Callable[[], Backend]) -> None:
+        self._start = start
+        self._backend: Backend | None = None
+        self.failure: str | None = None
+
+    def get(self) -> Backend | None:
+        if self._backend is None and self.failure is None:
+            try:
+                self._backend = self._start()
+            except Exception as exc:  # reported on every probe and in the summary
+                self.failure = f"model backend could not start: {type(exc).__name__}: {exc}"
+        return self._backend
+
+    @property
+    def identity(self) -> str | None:
+        return self._backend.identity if self._backend else None
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    cache: GenerationCache
+    mode: str
+    identity: str
+    fingerprint: str
+
+
+def _generate(backend: Backend, probe: Probe, settings: Settings) -> Attempted:
     sampling = Sampling(settings.temperature, settings.max_tokens, settings.seed)
     started = time.perf_counter()
     attempts = 0
@@ -57,20 +93,40 @@ def _attempt(backend: Backend, probe: Probe, settings: Settings) -> Attempted:
             return Attempted(None, None, error, attempts, time.perf_counter() - started)
 
 
+def _attempt(backend: LazyBackend, probe: Probe, settings: Settings, policy: CachePolicy | None) -> Attempted:
+    key = None
+    if policy is not None:
+        sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
+        key = generation_key(policy.identity, settings.prompt, policy.fingerprint, probe, sampling)
+        hit = policy.cache.get(key) if policy.mode in ("use", "replay") else None
+        if hit is not None:
+            return Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
+        if policy.mode == "replay":
+            return Attempted(None, None, "not in the cache, and --utg-cache-mode replay never calls the model", 0, 0.0)
+    started = backend.get()
+    if started is None:
+        return Attempted(None, None, backend.failure, 0, 0.0)
+    outcome = _generate(started, probe, settings)
+    if policy is not None and key is not None and outcome.generation is not None and outcome.prediction is not None:
+        policy.cache.put(key, outcome.prediction, outcome.generation)
+    return outcome
+
+
 def run_probes(
     probes: Sequence[Probe],
-    backend: Backend,
+    backend: LazyBackend,
     settings: Settings,
     embedder: similarity.Embedder,
     progress: Progress | None = None,
     pool: Sequence[Probe] | None = None,
+    policy: CachePolicy | None = None,
 ) -> list[ProbeResult]:
     """`pool` is every probe of the logs: the floor reference borrows targets from it, so a probe's floor does not
-    depend on which other probes were selected."""
+    depend on which other probes were selected. With a cache `policy`, hits skip the model entirely."""
     attempted: list[Attempted] = []
     errors = 0
     for done, probe in enumerate(probes, start=1):
-        outcome = _attempt(backend, probe, settings)
+        outcome = _attempt(backend, probe, settings, policy)
         errors += outcome.error is not None
         attempted.append(outcome)
         if progress:
@@ -119,6 +175,7 @@ def run_probes(
                 references=scored_references,
                 echo_score=echo,
                 echo=echo >= ECHO_THRESHOLD,
+                cached=outcome.cached,
             )
         )
     return results

@@ -18,6 +18,7 @@ ProbeMode = Literal["all", "last"]
 
 PROMPT_STRATEGIES: tuple[str, ...] = ("roleswap", "instruct", "template")
 PROBE_MODES: tuple[str, ...] = ("all", "last")
+CACHE_MODES: tuple[str, ...] = ("use", "refresh", "replay", "off")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -187,6 +188,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("min_probe_lexical", "per probe: lexical similarity must reach this (opt-in)", _float_in(0.0, 1.0)),
     Option("results", "write one JSON line per probe to this file", metavar="PATH"),
+    Option("cache", "directory of the record/replay cache (default: .utg_cache in the rootdir)", metavar="PATH"),
+    Option(
+        "cache_mode",
+        "use: read hits, record misses; refresh: call the model and overwrite; replay: never call the model, a miss "
+        "is an error (offline CI); off",
+        _choice(*CACHE_MODES),
+        "use",
+    ),
 )
 
 
@@ -218,11 +227,17 @@ class Settings:
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None
+    cache: str | None = None
+    cache_mode: str = "use"
     rootdir: str = "."
 
     @property
     def enabled(self) -> bool:
         return bool(self.logs)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.cache) if self.cache else Path(self.rootdir) / ".utg_cache"
 
 
 class SettingsError(ValueError):
@@ -245,7 +260,7 @@ def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) 
             continue
         if option.many:
             value = tuple(str(base / v) if not Path(v).is_absolute() else v for v in value)
-        elif option.name in ("gguf", "chat_template", "results") and not Path(value).is_absolute():
+        elif option.name in ("gguf", "chat_template", "results", "cache") and not Path(value).is_absolute():
             value = str(base / value)
         values[option.name] = value
     return Settings(rootdir=str(rootdir), **values)

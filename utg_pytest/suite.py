@@ -13,7 +13,7 @@ from utg_pytest import gates, ingest
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
 from utg_pytest.probes import build_probes
 from utg_pytest.report import results as report_results
-from utg_pytest.runner import Progress, run_probes
+from utg_pytest.runner import CachePolicy, LazyBackend, Progress, run_probes
 from utg_pytest.scoring.similarity import Embedder
 from utg_pytest.settings import Settings
 
@@ -78,22 +78,32 @@ class Suite:
         self._generated = True
         if not self._selected:
             return
-        from utg_pytest.generate import make_backend
+        from utg_pytest.cache import GenerationCache
+        from utg_pytest.generate import cache_fingerprint, cache_identity, describe, make_backend
 
+        settings = self.settings
+        backend = LazyBackend(lambda: make_backend(settings))
+        policy = None
         try:
-            backend = make_backend(self.settings)
-        except Exception as exc:  # reported on every probe and gate
+            if settings.cache_mode != "off":
+                identity = cache_identity(settings)
+                cache = GenerationCache(settings.cache_dir)
+                policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
+        except Exception as exc:  # an unusable model file or cache fails every probe with one message
             self._failure = f"model backend could not start: {type(exc).__name__}: {exc}"
             for probe in self._selected:
                 self._results[probe.id] = ProbeResult(probe.id, None, None, {}, error=self._failure, attempts=0)
             return
-        self.backend_identity = backend.identity
         try:
-            embedder = Embedder(self.settings.embedding_model)
-            for result in run_probes(self._selected, backend, self.settings, embedder, progress, pool=self.probes):
+            embedder = Embedder(settings.embedding_model)
+            for result in run_probes(self._selected, backend, settings, embedder, progress, self.probes, policy):
                 self._results[result.probe_id] = result
         finally:
             backend.close()
+            if policy is not None:
+                policy.cache.close()
+        self._failure = backend.failure
+        self.backend_identity = backend.identity or describe(settings)
 
     @property
     def failure(self) -> str | None:

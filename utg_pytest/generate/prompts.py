@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +108,12 @@ def instruct(context: Sequence[Message]) -> Request:
 def template(context: Sequence[Message], chat_template: ChatTemplate) -> Request:
     prompt, stops = chat_template.open_user_turn(_dialogue(context))
     return Request(prompt=prompt, stops=stops)
+
+
+def fingerprint(strategy: str, chat_template_source: str | None = None) -> str:
+    """The fixed text a strategy adds around the conversation, so editing an instruction invalidates cached answers."""
+    fixed = {"roleswap": ROLESWAP_SYSTEM, "instruct": INSTRUCT_TEMPLATE}.get(strategy, chat_template_source or "")
+    return hashlib.sha256(f"{strategy}\x00{fixed}".encode()).hexdigest()
 
 
 def build_request(probe: Probe, strategy: str, chat_template: ChatTemplate | None) -> Request:

@@ -40,6 +40,7 @@ def record(
         "thresholds": dict(thresholds),
         "passed": passed,
         "attempts": result.attempts,
+        "cached": result.cached,
         "latency_s": round(result.latency_s, 4),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
         "model": {

@@ -108,7 +108,10 @@ def summary(
             lines.append(f"  ... {len(errors) - 10} more invalid line(s)")
     scored = [r for r in results if r.ok]
     failed = len(results) - len(scored)
-    lines.append(f"predictions: {len(scored)} scored, {failed} without a prediction (model errors)")
+    cached = sum(r.cached for r in scored)
+    lines.append(
+        f"predictions: {len(scored)} scored ({cached} from the cache), {failed} without a prediction (model errors)"
+    )
     for metric in METRICS:
         values = [r.scores[metric] for r in scored]
         if values:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import LOW_GATES
-from test_plugin_openai import SECRET, ParrotModel, serve
+from servers import SECRET, ParrotModel, serve
 
 from utg_pytest import generate
 from utg_pytest.cache import GenerationCache, generation_key

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,22 +68,13 @@ def test_entries_persist_across_connections(tmp_path: Path) -> None:
     second.close()
 
 
+def scripted(url: str) -> tuple[str, ...]:
+    return ("--utg-logs", "logs.jsonl", "--utg-base-url", url, "--utg-model", "scripted", "--utg-prompt", "roleswap")
+
+
 def run(pytester: pytest.Pytester, url: str, *extra: str) -> pytest.RunResult:
     return pytester.runpytest(
-        "--utg-logs",
-        "logs.jsonl",
-        "--utg-base-url",
-        url,
-        "--utg-model",
-        "scripted",
-        "--utg-prompt",
-        "roleswap",
-        "--utg-api-key-env",
-        "MY_LLM_KEY",
-        "--utg-retries",
-        "0",
-        *LOW_GATES,
-        *extra,
+        *scripted(url), "--utg-api-key-env", "MY_LLM_KEY", "--utg-retries", "0", *LOW_GATES, *extra
     )
 
 
@@ -155,22 +149,19 @@ class StallingModel(ParrotModel):
 def test_a_killed_run_keeps_what_it_had_generated(pytester: pytest.Pytester, small_log: Path) -> None:
     StallingModel.release.clear()
     with serve(StallingModel) as url:
+        process = pytester.popen(
+            [sys.executable, "-m", "pytest", *scripted(url), "--utg-timeout", "600"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            with pytest.raises(pytester.TimeoutExpired):
-                pytester.runpytest_subprocess(
-                    "--utg-logs",
-                    "logs.jsonl",
-                    "--utg-base-url",
-                    url,
-                    "--utg-model",
-                    "scripted",
-                    "--utg-prompt",
-                    "roleswap",
-                    "--utg-timeout",
-                    "600",
-                    timeout=60,
-                )
+            deadline = time.monotonic() + 120
+            while len(StallingModel.requests) < 3 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(StallingModel.requests) == 3, "the run should be stalled on its third request"
         finally:
+            process.kill()
+            process.wait()
             StallingModel.release.set()
     resumed = run(pytester, url, "--utg-cache-mode", "replay")
     resumed.stdout.fnmatch_lines(["predictions: 2 scored (2 from the cache), 3 without a prediction*"])

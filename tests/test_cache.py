@@ -165,3 +165,11 @@ def test_a_killed_run_keeps_what_it_had_generated(pytester: pytest.Pytester, sma
             StallingModel.release.set()
     resumed = run(pytester, url, "--utg-cache-mode", "replay")
     resumed.stdout.fnmatch_lines(["predictions: 2 scored (2 from the cache), 3 without a prediction*"])
+
+
+def test_an_unusable_cache_fails_every_probe_with_one_message(pytester: pytest.Pytester, small_log: Path) -> None:
+    blocker = pytester.path / "not-a-directory"
+    blocker.write_text("")
+    result = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-max-probes", "2", "--utg-cache", str(blocker))
+    result.assert_outcomes(errors=2, failed=4)
+    result.stdout.fnmatch_lines(["*no prediction: cache *not-a-directory unusable: FileExistsError: *"])

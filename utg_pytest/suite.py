@@ -84,16 +84,16 @@ class Suite:
         settings = self.settings
         backend = LazyBackend(lambda: make_backend(settings))
         policy = None
-        try:
-            if settings.cache_mode != "off":
+        if settings.cache_mode != "off":
+            stage = "model backend could not start"
+            try:
                 identity = cache_identity(settings)
+                stage = f"cache {settings.cache_dir} unusable"
                 cache = GenerationCache(settings.cache_dir)
                 policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
-        except Exception as exc:  # an unusable model file or cache fails every probe with one message
-            self._failure = f"model backend could not start: {type(exc).__name__}: {exc}"
-            for probe in self._selected:
-                self._results[probe.id] = ProbeResult(probe.id, None, None, {}, error=self._failure, attempts=0)
-            return
+            except Exception as exc:  # an unusable model file or cache fails every probe with one message
+                self._fail_all(f"{stage}: {type(exc).__name__}: {exc}")
+                return
         try:
             embedder = Embedder(settings.embedding_model)
             for result in run_probes(self._selected, backend, settings, embedder, progress, self.probes, policy):
@@ -104,6 +104,11 @@ class Suite:
                 policy.cache.close()
         self._failure = backend.failure
         self.backend_identity = backend.identity or describe(settings)
+
+    def _fail_all(self, message: str) -> None:
+        self._failure = message
+        for probe in self._selected:
+            self._results[probe.id] = ProbeResult(probe.id, None, None, {}, error=message, attempts=0)
 
     @property
     def failure(self) -> str | None:

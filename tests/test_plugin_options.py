@@ -75,3 +75,9 @@ def test_utg_marker_selects_only_generated_items(pytester: pytest.Pytester, smal
     pytester.makepyfile("def test_unit(): pass")
     result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "-m", "not utg")
     result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/10 tests collected (9 deselected)*"])
+
+
+def test_xdist_is_refused_rather_than_judging_gates_per_worker(pytester: pytest.Pytester, small_log: Path) -> None:
+    result = pytester.runpytest("--utg-logs", str(small_log), "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot split them across pytest-xdist workers: run it without -n/--dist*"])

@@ -59,8 +59,14 @@ def pytest_configure(config: pytest.Config) -> None:
         resolved = settings_module.resolve(cli, ini, config.rootpath, Path(config.invocation_params.dir))
     except settings_module.SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if resolved.enabled:
-        config.stash[SUITE_KEY] = Suite(resolved)
+    if not resolved.enabled:
+        return
+    if config.getoption("numprocesses", None) or config.getoption("dist", "no") != "no":
+        raise pytest.UsageError(
+            "utg-pytest judges its gates over every probe at once and cannot split them across pytest-xdist "
+            "workers: run it without -n/--dist"
+        )
+    config.stash[SUITE_KEY] = Suite(resolved)
 
 
 def _suite(config: pytest.Config) -> Suite | None:

@@ -94,6 +94,11 @@ class Option:
     def ini(self) -> str:
         return "utg_" + self.name
 
+    @property
+    def is_path(self) -> bool:
+        """A PATH option is resolved against where it was given: the working directory or the rootdir."""
+        return self.metavar == "PATH"
+
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -258,10 +263,8 @@ def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) 
             base = rootdir
         if value is None:
             continue
-        if option.many:
-            value = tuple(str(base / v) if not Path(v).is_absolute() else v for v in value)
-        elif option.name in ("gguf", "chat_template", "results", "cache") and not Path(value).is_absolute():
-            value = str(base / value)
+        if option.is_path:
+            value = tuple(str(base / v) for v in value) if option.many else str(base / value)
         values[option.name] = value
     return Settings(rootdir=str(rootdir), **values)
 

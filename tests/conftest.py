@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +95,11 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """The records of a --utg-results file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def pick_conversations(fixtures: Path, ids: list[str]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOW_GATES
+from conftest import LOW_GATES, read_results
 from servers import SECRET, ParrotModel, serve
 
 from utg_pytest import generate
@@ -93,7 +92,7 @@ def test_replay_needs_no_server_and_a_miss_is_an_error(
     replayed = run(pytester, url, "--utg-max-probes", "3", "--utg-cache-mode", "replay", "--utg-results", str(out))
     replayed.assert_outcomes(passed=3 + 4)
     replayed.stdout.fnmatch_lines(["predictions: 3 scored (3 from the cache)*"])
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = read_results(out)
     assert all(r["cached"] and r["attempts"] == 0 for r in records)
 
     missing = run(pytester, url, "--utg-cache-mode", "replay")

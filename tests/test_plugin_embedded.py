@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import LOW_GATES
+from conftest import LOW_GATES, read_results
 
 from utg_pytest.ingest.schema import load_schema
 
@@ -18,10 +18,6 @@ SMALL_IDS = [
     "logs.jsonl::shopping-002::turn2",
     "logs.jsonl::shopping-002::turn3",
 ]
-
-
-def read_results(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, small_log: Path) -> None:

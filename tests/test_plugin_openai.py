@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import LOW_GATES, free_port
+from conftest import LOW_GATES, free_port, read_results
 from servers import SECRET, FailingModel, ParrotModel, serve
 
 from utg_pytest.ingest.schema import load_schema
@@ -36,7 +35,7 @@ def test_llama_cpp_server_gives_results_of_the_same_shape(
     )
     result.assert_outcomes(passed=7)
     result.stdout.fnmatch_lines([f"model: {llama_server}#smollm2 | prompt {prompt}*", "predictions: 3 scored*"])
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = read_results(out)
     assert len(records) == 3
     for record in records:
         jsonschema.validate(record, load_schema("result"))
@@ -81,7 +80,7 @@ def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
     )
     result.stdout.fnmatch_lines(["FAILED utg::gate::skill - *", "FAILED utg::gate::echo_rate - *"])
     result.assert_outcomes(passed=146 + 2, failed=2)
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = read_results(out)
     assert all(r["echo"] and r["echo_score"] == 1.0 for r in records)
     assert all(r["scores"] == r["references"]["echo"] for r in records)
 
@@ -114,7 +113,7 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
             "predictions: 0 scored (0 from the cache), 2 without a prediction (model errors)",
         ]
     )
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    records = read_results(out)
     assert [r["prediction"] for r in records] == [None, None]
     assert all("(after 2 attempt(s))" in r["error"] and r["passed"] is None for r in records)
     for record in records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,9 +22,11 @@ class ScriptedModel(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _send(self, status: int, body: dict[str, object]) -> None:
+    def _send(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -40,6 +43,10 @@ class ScriptedModel(BaseHTTPRequestHandler):
     def generate(self, body: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    @classmethod
+    def reset(cls) -> None:
+        """Forget what earlier tests sent (class-level script state)."""
+
 
 class FailingModel(ScriptedModel):
     """Answers every generation with HTTP 500, quoting the caller's credentials back."""
@@ -53,23 +60,13 @@ class ParrotModel(ScriptedModel):
     """Always answers with the last message it was given: under roleswap, the assistant's last message verbatim."""
 
     def generate(self, body: dict[str, Any]) -> None:
-        text = body["messages"][-1]["content"]
-        self._send(
-            200,
-            {
-                "id": "x",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "scripted",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            },
-        )
+        self._send(200, chat_reply(body["messages"][-1]["content"]))
 
 
 @contextmanager
 def serve(handler: type[ScriptedModel]) -> Iterator[str]:
     handler.requests = []
+    handler.reset()
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -78,3 +75,87 @@ def serve(handler: type[ScriptedModel]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def chat_reply(text: str, prompt_tokens: int = 10, completion_tokens: int = 5) -> dict[str, object]:
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+class SlowModel(ScriptedModel):
+    """Parrots after a fixed delay and records the most requests it ever had in flight at once."""
+
+    delay_s: ClassVar[float] = 0.3
+    in_flight: ClassVar[int] = 0
+    most_in_flight: ClassVar[int] = 0
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.in_flight = cls.most_in_flight = 0
+
+    def generate(self, body: dict[str, Any]) -> None:
+        cls = type(self)
+        with cls.lock:
+            cls.in_flight += 1
+            cls.most_in_flight = max(cls.most_in_flight, cls.in_flight)
+        time.sleep(cls.delay_s)
+        with cls.lock:
+            cls.in_flight -= 1
+        self._send(200, chat_reply(body["messages"][-1]["content"]))
+
+
+class RateLimitedModel(ScriptedModel):
+    """Refuses the first request for each conversation with 429 and Retry-After, then answers; the arrival times of
+    each conversation's requests are kept."""
+
+    retry_after_s: ClassVar[int] = 1
+    arrivals: ClassVar[dict[str, list[float]]] = {}
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.arrivals = {}
+
+    def generate(self, body: dict[str, Any]) -> None:
+        arrivals = self.arrivals.setdefault(json.dumps(body["messages"]), [])
+        arrivals.append(time.monotonic())
+        if len(arrivals) == 1:
+            headers = {"Retry-After": str(self.retry_after_s)}
+            self._send(429, {"error": {"message": "slow down", "type": "rate_limit"}}, headers)
+        else:
+            self._send(200, chat_reply(body["messages"][-1]["content"]))
+
+
+class FlakyModel(ScriptedModel):
+    """Fails every request for a conversation with HTTP 500 until its third attempt."""
+
+    seen: ClassVar[dict[str, int]] = {}
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.seen = {}
+
+    def generate(self, body: dict[str, Any]) -> None:
+        key = json.dumps(body["messages"])
+        self.seen[key] = self.seen.get(key, 0) + 1
+        if self.seen[key] < 3:
+            self._send(500, {"error": {"message": "try again", "type": "server_error"}})
+        else:
+            self._send(200, chat_reply(body["messages"][-1]["content"]))
+
+
+class HungryModel(ScriptedModel):
+    """Parrots, reporting 300 prompt tokens per request: a few requests exhaust a small token budget."""
+
+    def generate(self, body: dict[str, Any]) -> None:
+        self._send(200, chat_reply(body["messages"][-1]["content"], prompt_tokens=300))

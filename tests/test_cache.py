@@ -124,7 +124,7 @@ def test_a_cached_embedded_run_does_not_start_the_model(
     def refuse(settings: object) -> None:
         raise AssertionError("the backend was started although every answer is cached")
 
-    monkeypatch.setattr(generate, "make_backend", refuse)
+    monkeypatch.setattr(generate, "open_backend", refuse)
     second = pytester.runpytest(*args)
     second.assert_outcomes(passed=2 + 4)
     second.stdout.fnmatch_lines(
@@ -149,7 +149,7 @@ def test_a_killed_run_keeps_what_it_had_generated(pytester: pytest.Pytester, sma
     StallingModel.release.clear()
     with serve(StallingModel) as url:
         process = pytester.popen(
-            [sys.executable, "-m", "pytest", *scripted(url), "--utg-timeout", "600"],
+            [sys.executable, "-m", "pytest", *scripted(url), "--utg-timeout", "600", "--utg-concurrency", "1"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

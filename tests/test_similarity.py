@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from utg_pytest.cache import EmbeddingCache
 from utg_pytest.scoring import similarity
+from utg_pytest.scoring.embeddings import Embedder, TextVectors
 
 
 def test_lexical_ignores_case_punctuation_and_word_order() -> None:
@@ -27,9 +30,9 @@ def test_lexical_is_bounded_and_symmetric(a: str, b: str) -> None:
     assert score == pytest.approx(similarity.lexical(b, a))
 
 
-class CountingEmbedder(similarity.Embedder):
+class CountingEmbedder(Embedder):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(batch_size=2)
         self.calls: list[list[str]] = []
 
     def encode(self, texts: Any) -> Any:
@@ -37,18 +40,54 @@ class CountingEmbedder(similarity.Embedder):
         return super().encode(texts)
 
 
+TARGET = "the order never arrived, can I get a refund"
+PREDICTIONS = ["my package didn't come, I want my money back", "what's the weather like in Paris tomorrow", "", TARGET]
+
+
+def scores(vectors: dict[str, Any]) -> list[float]:
+    return [similarity.semantic(p, TARGET, vectors) for p in PREDICTIONS]
+
+
 def test_semantic_ranks_paraphrase_above_unrelated_and_encodes_each_text_once() -> None:
     embedder = CountingEmbedder()
-    target = "the order never arrived, can I get a refund"
-    pairs = [
-        ("my package didn't come, I want my money back", target),
-        ("what's the weather like in Paris tomorrow", target),
-        ("", target),
-        (target, target),
-    ]
-    paraphrase, unrelated, empty, same = similarity.semantic(pairs, embedder)
+    vectors = TextVectors(embedder)
+    vectors.add([TARGET, *PREDICTIONS, TARGET])
+    paraphrase, unrelated, empty, same = scores(vectors.finish())
     assert paraphrase > 0.5 > unrelated
     assert empty == 0.0
     assert same == pytest.approx(1.0, abs=1e-5)
-    assert len(embedder.calls) == 1
-    assert sorted(embedder.calls[0]) == sorted({p for p, _ in pairs if p} | {target})
+    assert sorted(t for call in embedder.calls for t in call) == sorted({p for p in PREDICTIONS if p} | {TARGET})
+
+
+def test_the_worker_thread_encodes_texts_added_while_it_runs(tmp_path: Path) -> None:
+    embedder = CountingEmbedder()
+    vectors = TextVectors(embedder)
+    vectors.start()
+    for text in [TARGET, *PREDICTIONS]:
+        vectors.add([text])
+    threaded = scores(vectors.finish())
+    assert threaded == pytest.approx(scores(TextVectors(Embedder()).add_all([TARGET, *PREDICTIONS])), abs=1e-5)
+
+
+def test_cached_vectors_are_not_encoded_again_and_are_keyed_by_model(tmp_path: Path) -> None:
+    first = CountingEmbedder()
+    store = EmbeddingCache(tmp_path, "model-a")
+    original = scores(TextVectors(first, store).add_all([TARGET, *PREDICTIONS]))
+    second = CountingEmbedder()
+    assert scores(TextVectors(second, store).add_all([TARGET, *PREDICTIONS])) == pytest.approx(original, abs=1e-6)
+    assert second.calls == []
+    other_model = CountingEmbedder()
+    TextVectors(other_model, EmbeddingCache(tmp_path, "model-b")).add_all([TARGET])
+    assert other_model.calls == [[TARGET]]
+
+
+def test_a_failing_model_surfaces_in_the_caller() -> None:
+    class Broken(Embedder):
+        def encode(self, texts: Any) -> Any:
+            raise RuntimeError("no weights")
+
+    vectors = TextVectors(Broken())
+    vectors.start()
+    vectors.add(["anything"])
+    with pytest.raises(RuntimeError, match="no weights"):
+        vectors.finish()

@@ -46,19 +46,30 @@ def generation_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    # check_same_thread=False: the embedding worker thread owns its own connection but is created elsewhere.
+    db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, prediction TEXT NOT NULL, "
+        "generation TEXT NOT NULL, created REAL NOT NULL)"
+    )
+    db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+        "digest TEXT NOT NULL)"
+    )
+    return db
+
+
 class GenerationCache:
     """One SQLite file in WAL mode; every write commits at once, so a killed run keeps what it had generated."""
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / CACHE_FILE
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, prediction TEXT NOT NULL, "
-            "generation TEXT NOT NULL, created REAL NOT NULL)"
-        )
+        self._db = _connect(self.path)
 
     def get(self, key: str) -> tuple[str, Generation] | None:
         row = self._db.execute("SELECT prediction, generation FROM generations WHERE key = ?", (key,)).fetchone()
@@ -71,6 +82,60 @@ class GenerationCache:
             "INSERT OR REPLACE INTO generations (key, prediction, generation, created) VALUES (?, ?, ?, ?)",
             (key, prediction, json.dumps(asdict(generation)), time.time()),
         )
+
+    def digest(self, path: Path) -> str:
+        """`file_digest`, remembered while the file's size and modification time stay the same: hashing a model of
+        hundreds of megabytes on every run would cost more than a fully cached run."""
+        stat = path.stat()
+        resolved = str(path.resolve())
+        row = self._db.execute(
+            "SELECT digest FROM digests WHERE path = ? AND size = ? AND mtime_ns = ?",
+            (resolved, stat.st_size, stat.st_mtime_ns),
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        digest = file_digest(path)
+        self._db.execute(
+            "INSERT OR REPLACE INTO digests (path, size, mtime_ns, digest) VALUES (?, ?, ?, ?)",
+            (resolved, stat.st_size, stat.st_mtime_ns, digest),
+        )
+        return digest
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class EmbeddingCache:
+    """Unit vectors by (embedding model identity, text), stored as float32 bytes next to the generations."""
+
+    LOOKUP_CHUNK = 500
+
+    def __init__(self, directory: Path, model_identity: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = _connect(directory / CACHE_FILE)
+        self._model = model_identity
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self._model}\0{text}".encode()).hexdigest()
+
+    def get_many(self, texts: list[str]) -> dict[str, bytes]:
+        keys = {self._key(text): text for text in texts}
+        found: dict[str, bytes] = {}
+        ordered = list(keys)
+        for start in range(0, len(ordered), self.LOOKUP_CHUNK):
+            chunk = ordered[start : start + self.LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, vector in self._db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                found[keys[key]] = vector
+        return found
+
+    def put_many(self, vectors: dict[str, bytes]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO embeddings (key, vector) VALUES (?, ?)",
+                [(self._key(text), blob) for text, blob in vectors.items()],
+            )
 
     def close(self) -> None:
         self._db.close()

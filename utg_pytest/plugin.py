@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +15,11 @@ from utg_pytest.report import results as report_results
 from utg_pytest.report import terminal
 from utg_pytest.suite import Suite
 
+if TYPE_CHECKING:
+    from utg_pytest.runner import Progress, Status
+
 PROGRESS_EVERY_S = 10.0
+LIVE_EVERY_S = 0.2
 
 
 class UtgLogWarning(UserWarning):
@@ -98,26 +103,46 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    """The generation phase runs here, before any item, so progress lines do not interleave with test results."""
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """The generation phase runs here, before any item, so progress lines do not interleave with test results. A dry
+    run ends the session here: it reports what a run would cost and runs no item."""
     suite = _suite(session.config)
     if suite is None or session.config.option.collectonly or not suite.selected:
-        return
+        return None
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if suite.settings.dry_run:
+        lines = terminal.dry_run(suite.plan(), suite.settings)
+        if reporter is not None:
+            for line in lines:
+                reporter.write_line(line)
+        return True
+    suite.ensure_results(_progress(reporter) if reporter is not None else None)
+    return None
+
+
+def _progress(reporter: pytest.TerminalReporter) -> Progress:
+    """A line rewritten in place on a terminal; on a CI log, a plain line every PROGRESS_EVERY_S seconds."""
+    live = reporter.isatty()
     started = time.monotonic()
     last = [started]
+    cadence = "live" if live else f"every {PROGRESS_EVERY_S:g} s"
+    reporter.write_line(f"utg: generating predictions ({cadence})")
 
-    def progress(done: int, total: int, errors: int) -> None:
+    def progress(status: Status) -> None:
         now = time.monotonic()
-        if reporter is None or (done < total and now - last[0] < PROGRESS_EVERY_S):
+        final = status.done == status.total
+        if not final and now - last[0] < (LIVE_EVERY_S if live else PROGRESS_EVERY_S):
             return
         last[0] = now
-        rate = done / max(now - started, 1e-9)
-        reporter.write_line(f"utg: generated {done}/{total} predictions, {errors} error(s), {rate:.1f}/s")
+        line = terminal.progress_line(status, now - started)
+        if live:
+            reporter.rewrite(line)
+            if final:
+                reporter.write("\n")
+        else:
+            reporter.write_line(line)
 
-    if reporter is not None:
-        reporter.write_line(f"utg: generating {len(suite.selected)} predictions")
-    suite.ensure_results(progress)
+    return progress
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -1,5 +1,5 @@
-"""The generation phase: every selected probe goes to the model once, then all predictions, and the reference
-predictors' answers for the same probes, are scored in one batch.
+"""The generation phase: every selected probe goes to the model once, concurrently, then all predictions, and the
+reference predictors' answers for the same probes, are scored together.
 
 Items only read what this phase produced, so a failed request is retried here and then carried on its probe as an
 error, never dropped and never scored.
@@ -7,23 +7,36 @@ error, never dropped and never scored.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from utg_pytest.cache import GenerationCache, generation_key
+from utg_pytest.cost import Budget, BudgetExhausted, Usage, estimate_prompt_tokens
 from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
+from utg_pytest.scoring.embeddings import TextVectors
 from utg_pytest.scoring.references import last_text, reference_texts
 from utg_pytest.settings import Settings
 
-Progress = Callable[[int, int, int], None]
-"""Called with (done, total, errors) after each probe."""
-
 RETRY_DELAY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Status:
+    done: int
+    total: int
+    errors: int
+    cached: int
+
+
+Progress = Callable[[Status], None]
+"""Called after each probe's generation settles."""
 
 
 @dataclass(frozen=True)
@@ -40,26 +53,29 @@ class LazyBackend:
     """Starts the backend on the first cache miss, so a fully cached run never loads a model or opens a connection.
     A backend that cannot start fails every probe that needs it with the same message."""
 
-    def __init__(self, start: Callable[[], Backend]) -> None:
+    def __init__(self, start: Callable[[], Awaitable[Backend]], remote: bool) -> None:
         self._start = start
+        self.remote = remote
         self._backend: Backend | None = None
+        self._lock = asyncio.Lock()
         self.failure: str | None = None
 
-    def get(self) -> Backend | None:
-        if self._backend is None and self.failure is None:
-            try:
-                self._backend = self._start()
-            except Exception as exc:  # reported on every probe and in the summary
-                self.failure = f"model backend could not start: {type(exc).__name__}: {exc}"
+    async def get(self) -> Backend | None:
+        async with self._lock:
+            if self._backend is None and self.failure is None:
+                try:
+                    self._backend = await self._start()
+                except Exception as exc:  # reported on every probe and in the summary
+                    self.failure = f"model backend could not start: {type(exc).__name__}: {exc}"
         return self._backend
 
     @property
     def identity(self) -> str | None:
         return self._backend.identity if self._backend else None
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._backend is not None:
-            self._backend.close()
+            await self._backend.aclose()
 
 
 @dataclass(frozen=True)
@@ -69,84 +85,159 @@ class CachePolicy:
     identity: str
     fingerprint: str
 
+    def key(self, probe: Probe, settings: Settings) -> str:
+        sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
+        return generation_key(self.identity, settings.prompt, self.fingerprint, probe, sampling)
 
-def _generate(backend: Backend, probe: Probe, settings: Settings) -> Attempted:
+
+class Limits:
+    """What bounds calls to the model: requests in flight, requests and tokens per minute, and the token budget."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self.budget = Budget(settings.budget_tokens)
+        self._rpm: Any = None
+        self._tpm: Any = None
+        self._tpm_max = settings.tpm or 0
+        if settings.rpm or settings.tpm:
+            from aiolimiter import AsyncLimiter
+
+            self._rpm = AsyncLimiter(settings.rpm, 60.0) if settings.rpm else None
+            self._tpm = AsyncLimiter(settings.tpm, 60.0) if settings.tpm else None
+
+    async def pace(self, tokens: int) -> None:
+        if self._rpm is not None:
+            await self._rpm.acquire()
+        if self._tpm is not None:
+            await self._tpm.acquire(min(tokens, self._tpm_max))
+
+
+async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: Limits) -> Attempted:
     sampling = Sampling(settings.temperature, settings.max_tokens, settings.seed)
     started = time.perf_counter()
     attempts = 0
-    while True:
-        attempts += 1
-        try:
-            request = build_request(probe, settings.prompt, backend.chat_template)
-            generation = backend.generate(request, sampling)
-            prediction = clean_turn(generation.text, request.stops)
-            return Attempted(generation, prediction, None, attempts, time.perf_counter() - started)
-        except Exception as exc:  # any backend failure becomes the probe's reported error
-            if attempts <= settings.retries and backend.retryable(exc):
-                time.sleep(RETRY_DELAY_S * 2 ** (attempts - 1))
-                continue
-            if isinstance(exc, ModelError):
-                attempts, message = attempts - 1 + exc.attempts, str(exc)
+    worst_case = 0
+    used = Usage()
+    try:
+        while True:
+            attempts += 1
+            try:
+                request = build_request(probe, settings.prompt, backend.chat_template)
+                if attempts == 1:
+                    worst_case = estimate_prompt_tokens(request) + settings.max_tokens
+                    limits.budget.reserve(worst_case)
+                await limits.pace(worst_case)
+                generation, tries = await backend.generate(request, sampling)
+                attempts += tries - 1
+                used = Usage(generation.prompt_tokens, generation.completion_tokens)
+                prediction = clean_turn(generation.text, request.stops)
+                return Attempted(generation, prediction, None, attempts, time.perf_counter() - started)
+            except BudgetExhausted as exc:
+                worst_case = 0
+                return Attempted(None, None, str(exc), 0, 0.0)
+            except Exception as exc:  # any backend failure becomes the probe's reported error
+                if attempts <= settings.retries and backend.retryable(exc):
+                    await asyncio.sleep(RETRY_DELAY_S * 2 ** (attempts - 1))
+                    continue
+                if isinstance(exc, ModelError):
+                    attempts, message = attempts - 1 + exc.attempts, str(exc)
+                else:
+                    message = f"{type(exc).__name__}: {exc}"
+                error = f"{backend.redact(message)} (after {attempts} attempt(s))"
+                return Attempted(None, None, error, attempts, time.perf_counter() - started)
+    finally:
+        if worst_case:
+            limits.budget.settle(worst_case, used)
+
+
+def _lookup(probe: Probe, settings: Settings, policy: CachePolicy | None) -> tuple[str | None, Attempted | None]:
+    """The cache key and, when the cache answers for this probe (a hit, or a miss in replay mode), the outcome."""
+    if policy is None:
+        return None, None
+    key = policy.key(probe, settings)
+    hit = policy.cache.get(key) if policy.mode in ("use", "replay") else None
+    if hit is not None:
+        return key, Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
+    if policy.mode == "replay":
+        return key, Attempted(None, None, "not in the cache, and --utg-cache-mode replay never calls the model", 0, 0.0)
+    return key, None
+
+
+async def _generate_all(
+    probes: Sequence[Probe],
+    backend: LazyBackend,
+    settings: Settings,
+    policy: CachePolicy | None,
+    vectors: TextVectors,
+    progress: Progress | None,
+) -> list[Attempted]:
+    outcomes: list[Attempted | None] = [None] * len(probes)
+    counts = {"done": 0, "errors": 0, "cached": 0}
+
+    def settled(index: int, outcome: Attempted) -> None:
+        outcomes[index] = outcome
+        counts["done"] += 1
+        counts["errors"] += outcome.error is not None
+        counts["cached"] += outcome.cached
+        if outcome.prediction is not None and backend.remote:
+            vectors.add([outcome.prediction])
+        if progress:
+            progress(Status(counts["done"], len(probes), counts["errors"], counts["cached"]))
+
+    limits = Limits(settings)
+
+    async def miss(index: int, probe: Probe, key: str | None) -> None:
+        async with limits.slots:
+            started = await backend.get()
+            if started is None:
+                outcome = Attempted(None, None, backend.failure, 0, 0.0)
             else:
-                message = f"{type(exc).__name__}: {exc}"
-            error = f"{backend.redact(message)} (after {attempts} attempt(s))"
-            return Attempted(None, None, error, attempts, time.perf_counter() - started)
+                outcome = await _generate(started, probe, settings, limits)
+        if policy is not None and key is not None and outcome.generation is not None and outcome.prediction is not None:
+            policy.cache.put(key, outcome.prediction, outcome.generation)
+        settled(index, outcome)
 
-
-def _attempt(backend: LazyBackend, probe: Probe, settings: Settings, policy: CachePolicy | None) -> Attempted:
-    key = None
-    if policy is not None:
-        sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
-        key = generation_key(policy.identity, settings.prompt, policy.fingerprint, probe, sampling)
-        hit = policy.cache.get(key) if policy.mode in ("use", "replay") else None
-        if hit is not None:
-            return Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
-        if policy.mode == "replay":
-            return Attempted(None, None, "not in the cache, and --utg-cache-mode replay never calls the model", 0, 0.0)
-    started = backend.get()
-    if started is None:
-        return Attempted(None, None, backend.failure, 0, 0.0)
-    outcome = _generate(started, probe, settings)
-    if policy is not None and key is not None and outcome.generation is not None and outcome.prediction is not None:
-        policy.cache.put(key, outcome.prediction, outcome.generation)
-    return outcome
+    pending = []
+    for index, probe in enumerate(probes):
+        key, answered = _lookup(probe, settings, policy)
+        if answered is not None:
+            settled(index, answered)
+        else:
+            pending.append(miss(index, probe, key))
+    try:
+        await asyncio.gather(*pending)
+    finally:
+        await backend.aclose()
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def run_probes(
     probes: Sequence[Probe],
     backend: LazyBackend,
     settings: Settings,
-    embedder: similarity.Embedder,
+    vectors: TextVectors,
     progress: Progress | None = None,
     pool: Sequence[Probe] | None = None,
     policy: CachePolicy | None = None,
 ) -> list[ProbeResult]:
     """`pool` is every probe of the logs: the floor reference borrows targets from it, so a probe's floor does not
     depend on which other probes were selected. With a cache `policy`, hits skip the model entirely."""
-    attempted: list[Attempted] = []
-    errors = 0
-    for done, probe in enumerate(probes, start=1):
-        outcome = _attempt(backend, probe, settings, policy)
-        errors += outcome.error is not None
-        attempted.append(outcome)
-        if progress:
-            progress(done, len(probes), errors)
-
     references = reference_texts(probes, settings.sample_seed, pool)
-    pairs: list[tuple[str, str]] = []
-    for probe, outcome in zip(probes, attempted, strict=True):
-        if outcome.prediction is not None:
-            pairs.append((outcome.prediction, probe.target))
-        pairs.extend((text, probe.target) for text in references[probe.id].values())
-    semantic = iter(similarity.semantic(pairs, embedder))
+    if backend.remote:
+        vectors.start()
+        vectors.add(probe.target for probe in probes)
+        vectors.add(text for probe in probes for text in references[probe.id].values())
+    attempted = asyncio.run(_generate_all(probes, backend, settings, policy, vectors, progress))
+    if not backend.remote:
+        vectors.add(probe.target for probe in probes)
+        vectors.add(text for probe in probes for text in references[probe.id].values())
+        vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)
+    table = vectors.finish()
 
     results = []
     for probe, outcome in zip(probes, attempted, strict=True):
         generation, prediction = outcome.generation, outcome.prediction
-        scores = _scores(prediction, probe.target, next(semantic)) if prediction is not None else {}
-        scored_references = {
-            name: _scores(text, probe.target, next(semantic)) for name, text in references[probe.id].items()
-        }
+        scored_references = {name: _scores(text, probe.target, table) for name, text in references[probe.id].items()}
         if generation is None or prediction is None:
             results.append(
                 ProbeResult(
@@ -167,7 +258,7 @@ def run_probes(
                 probe.id,
                 prediction,
                 generation.text,
-                scores,
+                _scores(prediction, probe.target, table),
                 attempts=outcome.attempts,
                 latency_s=outcome.latency_s,
                 prompt_tokens=generation.prompt_tokens,
@@ -181,5 +272,5 @@ def run_probes(
     return results
 
 
-def _scores(text: str, target: str, semantic: float) -> dict[str, float]:
-    return {"semantic": semantic, "lexical": similarity.lexical(text, target)}
+def _scores(text: str, target: str, vectors: dict[str, Any]) -> dict[str, float]:
+    return {"semantic": similarity.semantic(text, target, vectors), "lexical": similarity.lexical(text, target)}

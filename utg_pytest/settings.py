@@ -149,6 +149,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_tokens", "maximum tokens per predicted user turn", _int_at_least(1), 64, metavar="N"),
     Option("timeout", "seconds before a model request is abandoned", _float_in(0.1, 3600.0), 60.0, metavar="S"),
     Option("retries", "retries after a failed model request", _int_at_least(0), 2, metavar="N"),
+    Option("concurrency", "model requests in flight at once", _int_at_least(1), 8, metavar="N"),
+    Option("rpm", "at most N model requests per minute", _int_at_least(1), metavar="N"),
+    Option("tpm", "at most N tokens per minute (prompt estimate plus max tokens)", _int_at_least(1), metavar="N"),
+    Option(
+        "budget_tokens",
+        "stop calling the model before tokens spent would pass N; the probes left over error",
+        _int_at_least(1),
+        metavar="N",
+    ),
+    Option("price_input", "price per million prompt tokens, for the cost estimate", _float_in(0.0, 1e6), metavar="P"),
+    Option(
+        "price_output", "price per million completion tokens, for the cost estimate", _float_in(0.0, 1e6), metavar="P"
+    ),
+    Option(
+        "dry_run",
+        "print the probe count and estimated tokens (and cost) without calling the model",
+        _boolean,
+        False,
+        flag=True,
+    ),
     Option(
         "seed",
         "generation seed, sent where the backend accepts it (the embedded model uses 0 when unset)",
@@ -219,6 +239,13 @@ class Settings:
     max_tokens: int = 64
     timeout: float = 60.0
     retries: int = 2
+    concurrency: int = 8
+    rpm: int | None = None
+    tpm: int | None = None
+    budget_tokens: int | None = None
+    price_input: float | None = None
+    price_output: float | None = None
+    dry_run: bool = False
     seed: int | None = None
     gguf: str | None = None
     n_ctx: int = 4096

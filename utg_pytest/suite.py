@@ -14,7 +14,7 @@ from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
 from utg_pytest.probes import build_probes
 from utg_pytest.report import results as report_results
 from utg_pytest.runner import CachePolicy, LazyBackend, Progress, run_probes
-from utg_pytest.scoring.similarity import Embedder
+from utg_pytest.scoring.embeddings import Embedder, TextVectors
 from utg_pytest.settings import Settings
 
 
@@ -78,32 +78,66 @@ class Suite:
         self._generated = True
         if not self._selected:
             return
-        from utg_pytest.cache import GenerationCache
-        from utg_pytest.generate import cache_fingerprint, cache_identity, describe, make_backend
+        from utg_pytest.cache import EmbeddingCache, GenerationCache
+        from utg_pytest.generate import cache_fingerprint, cache_identity, describe, open_backend
 
         settings = self.settings
-        backend = LazyBackend(lambda: make_backend(settings))
+        backend = LazyBackend(lambda: open_backend(settings), remote=settings.base_url is not None)
+        embedder = Embedder(settings.embedding_model)
         policy = None
+        store = None
         if settings.cache_mode != "off":
-            stage = "model backend could not start"
+            stage = f"cache {settings.cache_dir} unusable"
             try:
-                identity = cache_identity(settings)
-                stage = f"cache {settings.cache_dir} unusable"
                 cache = GenerationCache(settings.cache_dir)
+                stage = "model backend could not start"
+                identity = cache_identity(settings, cache.digest)
                 policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
+                stage = "embedding model unusable"
+                digests = [cache.digest(path) for path in embedder.files()]
+                store = EmbeddingCache(settings.cache_dir, "|".join([embedder.name, *digests]))
             except Exception as exc:  # an unusable model file or cache fails every probe with one message
                 self._fail_all(f"{stage}: {type(exc).__name__}: {exc}")
                 return
         try:
-            embedder = Embedder(settings.embedding_model)
-            for result in run_probes(self._selected, backend, settings, embedder, progress, self.probes, policy):
+            vectors = TextVectors(embedder, store)
+            for result in run_probes(self._selected, backend, settings, vectors, progress, self.probes, policy):
                 self._results[result.probe_id] = result
         finally:
-            backend.close()
             if policy is not None:
                 policy.cache.close()
+            if store is not None:
+                store.close()
         self._failure = backend.failure
         self.backend_identity = backend.identity or describe(settings)
+
+    def plan(self) -> list[tuple[int, int]]:
+        """For --utg-dry-run: (estimated prompt tokens, max completion tokens) of each request a run would make. The
+        cache is consulted, so hits are not counted; no model is loaded or called (the embedded model's own chat
+        template is approximated by ChatML)."""
+        from utg_pytest.cache import CACHE_FILE, GenerationCache
+        from utg_pytest.cost import estimate_prompt_tokens
+        from utg_pytest.generate import cache_fingerprint, cache_identity, planning_template
+        from utg_pytest.generate.prompts import build_request
+
+        settings = self.settings
+        template = planning_template(settings)
+        cache = None
+        if settings.cache_mode in ("use", "replay") and (settings.cache_dir / CACHE_FILE).is_file():
+            cache = GenerationCache(settings.cache_dir)
+        try:
+            policy = None
+            if cache is not None:
+                identity = cache_identity(settings, cache.digest)
+                policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
+            return [
+                (estimate_prompt_tokens(build_request(probe, settings.prompt, template)), settings.max_tokens)
+                for probe in self._selected
+                if policy is None or policy.cache.get(policy.key(probe, settings)) is None
+            ]
+        finally:
+            if cache is not None:
+                cache.close()
 
     def _fail_all(self, message: str) -> None:
         self._failure = message

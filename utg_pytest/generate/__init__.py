@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +36,17 @@ class Backend(Protocol):
 
     chat_template: ChatTemplate | None
 
-    def generate(self, request: Request, sampling: Sampling) -> Generation: ...
+    remote: bool
+    """Whether requests wait on the network (so local work such as embedding can overlap them) rather than on this
+    machine's cores."""
+
+    async def start(self) -> None:
+        """Whatever needs the event loop before the first request (listing the endpoint's models)."""
+        ...
+
+    async def generate(self, request: Request, sampling: Sampling) -> tuple[Generation, int]:
+        """The generation and how many attempts it took, counting the backend's own retries."""
+        ...
 
     def retryable(self, error: Exception) -> bool:
         """Whether trying the same request again can succeed."""
@@ -44,18 +56,17 @@ class Backend(Protocol):
         """Remove secrets (API keys) from text that will be shown or stored."""
         ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
-def cache_identity(settings: Settings) -> str:
+def cache_identity(settings: Settings, digest: Callable[[Path], str]) -> str:
     """What is being tested, for cache keys, known without starting the backend: the endpoint and the requested model,
     or the content hash of the GGUF file (which also pins its chat template)."""
     if settings.base_url:
         return f"{settings.base_url.rstrip('/')}#{settings.model or ''}"
-    from utg_pytest.cache import file_digest
     from utg_pytest.generate.embedded import gguf_path
 
-    return f"gguf:{file_digest(gguf_path(settings))}"
+    return f"gguf:{digest(gguf_path(settings))}"
 
 
 def cache_fingerprint(settings: Settings) -> str:
@@ -68,6 +79,15 @@ def cache_fingerprint(settings: Settings) -> str:
     return fingerprint(settings.prompt, source)
 
 
+def planning_template(settings: Settings) -> ChatTemplate:
+    """The chat template a request would be rendered with, known without loading a model: an endpoint's is the
+    configured one (ChatML by default); the embedded model's own is approximated by ChatML."""
+    from utg_pytest.generate.prompts import CHATML
+
+    source = Path(settings.chat_template).read_text(encoding="utf-8") if settings.chat_template else CHATML
+    return ChatTemplate(source)
+
+
 def describe(settings: Settings) -> str:
     """A readable name of the model under test, for the summary when no backend had to start."""
     if settings.base_url:
@@ -77,11 +97,15 @@ def describe(settings: Settings) -> str:
     return f"gguf:{Path(settings.gguf).name if settings.gguf else DEFAULT_GGUF_NAME}"
 
 
-def make_backend(settings: Settings) -> Backend:
+async def open_backend(settings: Settings) -> Backend:
+    backend: Backend
     if settings.base_url:
         from utg_pytest.generate.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(settings)
-    from utg_pytest.generate.embedded import EmbeddedBackend
+        backend = OpenAIBackend(settings)
+    else:
+        from utg_pytest.generate.embedded import EmbeddedBackend
 
-    return EmbeddedBackend(settings)
+        backend = await asyncio.to_thread(EmbeddedBackend, settings)
+    await backend.start()
+    return backend

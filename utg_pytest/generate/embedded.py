@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
 from pathlib import Path
@@ -37,6 +38,11 @@ def gguf_path(settings: Settings) -> Path:
 
 
 class EmbeddedBackend:
+    """llama.cpp is not safe to call from two threads at once and already uses every core for one request, so requests
+    run one at a time on a worker thread, which keeps the event loop free."""
+
+    remote = False
+
     def __init__(self, settings: Settings) -> None:
         from llama_cpp import Llama
 
@@ -54,8 +60,16 @@ class EmbeddedBackend:
         self.chat_template: ChatTemplate | None = ChatTemplate(
             metadata.get("tokenizer.chat_template") or CHATML, eos_token=eos
         )
+        self._lock = asyncio.Lock()
 
-    def generate(self, request: Request, sampling: Sampling) -> Generation:
+    async def start(self) -> None:
+        return None
+
+    async def generate(self, request: Request, sampling: Sampling) -> tuple[Generation, int]:
+        async with self._lock:
+            return await asyncio.to_thread(self._generate, request, sampling), 1
+
+    def _generate(self, request: Request, sampling: Sampling) -> Generation:
         seed = DEFAULT_SEED if sampling.seed is None else sampling.seed
         if request.messages is not None:
             out: Any = self._llm.create_chat_completion(
@@ -92,5 +106,5 @@ class EmbeddedBackend:
     def redact(self, text: str) -> str:
         return text
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self._llm.close()

@@ -67,8 +67,8 @@ def _plain_message(message: Any) -> bool:
     return bool(
         type(message.get("name", "")) is str
         and type(message.get("tool_call_id", "")) is str
-        and all(type(call) is dict for call in message.get("tool_calls", ()))
         and type(message.get("tool_calls", [])) is list
+        and all(type(call) is dict for call in message.get("tool_calls", ()))
     )
 
 

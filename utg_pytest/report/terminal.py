@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from utg_pytest import stats
+from utg_pytest.cost import Usage, cost
 from utg_pytest.gates import METRICS
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
 from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
+
+if TYPE_CHECKING:
+    from utg_pytest.runner import Status
 
 CONTEXT_TURNS_SHOWN = 3
 REFERENCE_HELP = {
@@ -74,6 +79,51 @@ def log_error(error: LogError) -> str:
     return f"invalid log line: {error.describe()}"
 
 
+def progress_line(status: Status, elapsed_s: float) -> str:
+    rate = status.done / elapsed_s if elapsed_s > 0 else 0.0
+    left = status.total - status.done
+    eta = f"ETA {_duration(left / rate)}" if rate > 0 and left else f"in {_duration(elapsed_s)}"
+    return (
+        f"utg: {status.done}/{status.total} predictions | {rate:.1f}/s | {eta} | {status.errors} error(s) | "
+        f"{status.cached} cached"
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def usage_line(results: Sequence[ProbeResult], settings: Settings) -> str:
+    """Tokens spent by this run's calls apart from those replayed from the cache (which cost nothing now)."""
+    spent = sum((Usage(r.prompt_tokens, r.completion_tokens) for r in results if r.ok and not r.cached), Usage())
+    saved = sum((Usage(r.prompt_tokens, r.completion_tokens) for r in results if r.ok and r.cached), Usage())
+    line = f"tokens: {spent.prompt_tokens} prompt + {spent.completion_tokens} completion this run"
+    money = cost(spent, settings.price_input, settings.price_output)
+    if money is not None:
+        line += f", est. cost {money:.4f}"
+    if saved.total:
+        line += f" ({saved.total} more replayed from the cache)"
+    return line
+
+
+def dry_run(requests: Sequence[tuple[int, int]], settings: Settings) -> list[str]:
+    """Lines for --utg-dry-run, from each request's (estimated prompt tokens, max completion tokens)."""
+    upper = Usage(sum(p for p, _ in requests), sum(c for _, c in requests))
+    lines = [
+        f"utg dry run: {len(requests)} model request(s) would be made (cache hits excluded); nothing was called",
+        f"  estimated tokens: {upper.prompt_tokens} prompt (about 4 characters per token) + at most "
+        f"{upper.completion_tokens} completion ({settings.max_tokens} per request)",
+    ]
+    money = cost(upper, settings.price_input, settings.price_output)
+    if money is not None:
+        lines.append(f"  estimated cost: at most {money:.4f}")
+    if settings.budget_tokens is not None:
+        verdict = "fits within" if upper.total <= settings.budget_tokens else "may exceed"
+        lines.append(f"  worst case {upper.total} tokens {verdict} --utg-budget-tokens {settings.budget_tokens}")
+    return lines
+
+
 def _distribution(values: Sequence[float]) -> str:
     low, high = stats.bootstrap_mean_ci(values)
     return (
@@ -112,6 +162,8 @@ def summary(
     lines.append(
         f"predictions: {len(scored)} scored ({cached} from the cache), {failed} without a prediction (model errors)"
     )
+    if results:
+        lines.append(usage_line(results, settings))
     for metric in METRICS:
         values = [r.scores[metric] for r in scored]
         if values:

@@ -1,0 +1,118 @@
+"""The concurrent generation phase against real loopback HTTP servers: concurrency bounds, retries honouring
+Retry-After, the token budget, dry runs and progress lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import LOW_GATES, read_results
+from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, serve
+
+PROBES = 5  # in the small_log fixture
+
+
+def run(pytester: pytest.Pytester, url: str, *extra: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        "--utg-logs",
+        "logs.jsonl",
+        "--utg-base-url",
+        url,
+        "--utg-model",
+        "scripted",
+        "--utg-prompt",
+        "roleswap",
+        "--utg-cache-mode",
+        "off",
+        *LOW_GATES,
+        *extra,
+    )
+
+
+@pytest.mark.parametrize("concurrency", [1, 5])
+def test_requests_in_flight_never_exceed_the_concurrency(
+    pytester: pytest.Pytester, small_log: Path, concurrency: int
+) -> None:
+    with serve(SlowModel) as url:
+        run(pytester, url, "--utg-concurrency", str(concurrency)).assert_outcomes(passed=PROBES + 4)
+    assert len(SlowModel.requests) == PROBES
+    if concurrency == 1:
+        assert SlowModel.most_in_flight == 1
+    else:
+        assert 2 <= SlowModel.most_in_flight <= concurrency
+
+
+def test_a_429_is_retried_after_the_delay_the_server_asks_for(pytester: pytest.Pytester, small_log: Path) -> None:
+    out = pytester.path / "results.jsonl"
+    with serve(RateLimitedModel) as url:
+        run(pytester, url, "--utg-results", str(out)).assert_outcomes(passed=PROBES + 4)
+    assert len(RateLimitedModel.arrivals) == PROBES
+    for arrivals in RateLimitedModel.arrivals.values():
+        assert len(arrivals) == 2
+        assert arrivals[1] - arrivals[0] >= RateLimitedModel.retry_after_s * 0.9
+    assert all(record["attempts"] == 2 for record in read_results(out))
+
+
+def test_server_errors_are_retried_and_then_reported_on_the_probe(pytester: pytest.Pytester, small_log: Path) -> None:
+    with serve(FlakyModel) as url:
+        run(pytester, url, "--utg-retries", "2").assert_outcomes(passed=PROBES + 4)
+        assert all(count == 3 for count in FlakyModel.seen.values())
+        FlakyModel.reset()
+        failed = run(pytester, url, "--utg-retries", "1")
+    failed.assert_outcomes(errors=PROBES, failed=4)
+    failed.stdout.fnmatch_lines(["*no prediction: InternalServerError: *try again* (after 2 attempt(s))"])
+
+
+def test_the_token_budget_stops_calling_the_model_and_says_so(pytester: pytest.Pytester, small_log: Path) -> None:
+    out = pytester.path / "results.jsonl"
+    budget = 700
+    with serve(HungryModel) as url:
+        result = run(
+            pytester,
+            url,
+            "--utg-budget-tokens",
+            str(budget),
+            "--utg-concurrency",
+            "1",
+            "--utg-max-tokens",
+            "16",
+            "--utg-results",
+            str(out),
+        )
+    records = read_results(out)
+    answered = [r for r in records if r["error"] is None]
+    refused = [r for r in records if r["error"] is not None]
+    assert len(HungryModel.requests) == len(answered) == 2
+    assert sum(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in answered) <= budget
+    assert all("token budget of 700 reached" in r["error"] for r in refused)
+    result.stdout.fnmatch_lines(["tokens: 600 prompt + 10 completion this run*"])
+
+
+def test_a_dry_run_calls_nothing_and_counts_only_cache_misses(pytester: pytest.Pytester, small_log: Path) -> None:
+    base = ("--utg-logs", "logs.jsonl", "--utg-model", "scripted", "--utg-prompt", "roleswap")
+    with serve(ParrotModel) as url:
+        pytester.runpytest(*base, "--utg-base-url", url, "--utg-max-probes", "2", *LOW_GATES)
+        assert len(ParrotModel.requests) == 2
+        dry = pytester.runpytest(*base, "--utg-base-url", url, "--utg-dry-run", "--utg-price-input", "2.5")
+        assert len(ParrotModel.requests) == 2
+    assert dry.ret == pytest.ExitCode.OK
+    dry.assert_outcomes()
+    dry.stdout.fnmatch_lines(
+        [
+            "utg dry run: 3 model request(s) would be made (cache hits excluded); nothing was called",
+            "  estimated tokens: * prompt (about 4 characters per token) + at most 192 completion (64 per request)",
+            "  estimated cost: at most 0.0*",
+        ]
+    )
+
+
+def test_progress_lines_report_rate_and_cache_hits(pytester: pytest.Pytester, small_log: Path) -> None:
+    with serve(ParrotModel) as url:
+        result = run(pytester, url, "--utg-price-input", "1", "--utg-price-output", "2")
+    result.stdout.fnmatch_lines(
+        [
+            "utg: generating predictions (every 10 s)",
+            "utg: 5/5 predictions | *.*/s | in *s | 0 error(s) | 0 cached",
+            "tokens: 50 prompt + 25 completion this run, est. cost 0.0001",
+        ]
+    )

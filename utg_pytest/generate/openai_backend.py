@@ -18,6 +18,7 @@ from utg_pytest.model import Generation
 from utg_pytest.settings import Settings
 
 NO_KEY = "no-key"
+RAW_RESPONSE = {"X-Stainless-Raw-Response": "true"}
 RETRIED_STATUSES = (408, 409, 429)
 """What the openai client retries by itself, besides 5xx and connection errors."""
 
@@ -73,15 +74,15 @@ class OpenAIBackend:
         if sampling.seed is not None:
             params["seed"] = sampling.seed
         if request.messages is not None:
-            raw: Any = await self._client.chat.completions.with_raw_response.create(
-                messages=list(request.messages),  # type: ignore[arg-type]
-                **params,
-            )
+            path, params["messages"] = "/chat/completions", list(request.messages)
         else:
-            assert request.prompt is not None
-            raw = await self._client.completions.with_raw_response.create(
-                prompt=request.prompt, stop=list(request.stops) or None, **params
-            )
+            path, params["prompt"] = "/completions", request.prompt
+            if request.stops:
+                params["stop"] = list(request.stops)
+        # The client's generic `post` (its documented way to reach any endpoint) keeps its retries, backoff and
+        # Retry-After handling but skips the per-call conversion of typed parameters, which costs milliseconds of CPU
+        # per request; the raw-response header, as `with_raw_response` sets it, skips the typed parsing of the answer.
+        raw: Any = await self._client.post(path, body=params, cast_to=dict, options={"headers": RAW_RESPONSE})
         return _parse(raw.http_response.content, chat=request.messages is not None), 1 + raw.retries_taken
 
     def retryable(self, error: Exception) -> bool:

@@ -46,13 +46,14 @@ class Suite:
         loaded = ingest.load(paths, names)
         self.files = [(path, names[path]) for path in paths]
         self.errors = list(loaded.errors)
-        self.probes = build_probes(
-            loaded.conversations,
-            mode=self.settings.probe,
-            max_probes=self.settings.max_probes,
-            seed=self.settings.sample_seed,
-            max_context_turns=self.settings.max_context_turns,
-        )
+        with ingest.no_cycle_collection():
+            self.probes = build_probes(
+                loaded.conversations,
+                mode=self.settings.probe,
+                max_probes=self.settings.max_probes,
+                seed=self.settings.sample_seed,
+                max_context_turns=self.settings.max_context_turns,
+            )
         self._selected = list(self.probes)
 
     def probes_in(self, source: str) -> list[Probe]:

@@ -29,8 +29,12 @@ LOW_GATES = (
     "-100",
     "--utg-max-echo-rate",
     "1",
+    "--utg-min-followup-rate",
+    "0",
 )
 """Gates no model can fail, for tests about everything but the gates' verdict."""
+GATES = 5
+"""Gate items in every run: semantic and lexical similarity, skill, echo rate, follow-up rate."""
 
 
 @pytest.fixture(scope="session")

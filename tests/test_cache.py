@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LOW_GATES, read_results
+from conftest import GATES, LOW_GATES, read_results
 from servers import SECRET, ParrotModel, serve
 
 from utg_pytest import generate
@@ -83,20 +83,20 @@ def test_replay_needs_no_server_and_a_miss_is_an_error(
     monkeypatch.setenv("MY_LLM_KEY", SECRET)
     with serve(ParrotModel) as url:
         recorded = run(pytester, url, "--utg-max-probes", "3")
-        recorded.assert_outcomes(passed=3 + 4)
+        recorded.assert_outcomes(passed=3 + GATES)
         assert len(ParrotModel.requests) == 3
         again = run(pytester, url, "--utg-max-probes", "3")
-        again.assert_outcomes(passed=3 + 4)
+        again.assert_outcomes(passed=3 + GATES)
         assert len(ParrotModel.requests) == 3
     out = pytester.path / "replayed.jsonl"
     replayed = run(pytester, url, "--utg-max-probes", "3", "--utg-cache-mode", "replay", "--utg-results", str(out))
-    replayed.assert_outcomes(passed=3 + 4)
+    replayed.assert_outcomes(passed=3 + GATES)
     replayed.stdout.fnmatch_lines(["predictions: 3 scored (3 from the cache)*"])
     records = read_results(out)
     assert all(r["cached"] and r["attempts"] == 0 for r in records)
 
     missing = run(pytester, url, "--utg-cache-mode", "replay")
-    missing.assert_outcomes(passed=3 + 4, errors=2)
+    missing.assert_outcomes(passed=3 + GATES, errors=2)
     missing.stdout.fnmatch_lines(
         ["*no prediction: not in the cache, and --utg-cache-mode replay never calls the model"]
     )
@@ -106,8 +106,8 @@ def test_replay_needs_no_server_and_a_miss_is_an_error(
 
 def test_refresh_calls_the_model_again_and_off_writes_nothing(pytester: pytest.Pytester, small_log: Path) -> None:
     with serve(ParrotModel) as url:
-        run(pytester, url, "--utg-max-probes", "2").assert_outcomes(passed=2 + 4)
-        run(pytester, url, "--utg-max-probes", "2", "--utg-cache-mode", "refresh").assert_outcomes(passed=2 + 4)
+        run(pytester, url, "--utg-max-probes", "2").assert_outcomes(passed=2 + GATES)
+        run(pytester, url, "--utg-max-probes", "2", "--utg-cache-mode", "refresh").assert_outcomes(passed=2 + GATES)
         assert len(ParrotModel.requests) == 4
         elsewhere = pytester.path / "elsewhere"
         run(pytester, url, "--utg-max-probes", "2", "--utg-cache-mode", "off", "--utg-cache", str(elsewhere))
@@ -119,14 +119,14 @@ def test_a_cached_embedded_run_does_not_start_the_model(
     pytester: pytest.Pytester, small_log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = ("--utg-logs", "logs.jsonl", "--utg-max-probes", "2", *LOW_GATES)
-    pytester.runpytest(*args).assert_outcomes(passed=2 + 4)
+    pytester.runpytest(*args).assert_outcomes(passed=2 + GATES)
 
     def refuse(settings: object) -> None:
         raise AssertionError("the backend was started although every answer is cached")
 
     monkeypatch.setattr(generate, "open_backend", refuse)
     second = pytester.runpytest(*args)
-    second.assert_outcomes(passed=2 + 4)
+    second.assert_outcomes(passed=2 + GATES)
     second.stdout.fnmatch_lines(
         ["model: gguf:SmolLM2-135M-Instruct.Q4_1.gguf*", "predictions: 2 scored (2 from the cache)*"]
     )
@@ -170,5 +170,5 @@ def test_an_unusable_cache_fails_every_probe_with_one_message(pytester: pytest.P
     blocker = pytester.path / "not-a-directory"
     blocker.write_text("")
     result = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-max-probes", "2", "--utg-cache", str(blocker))
-    result.assert_outcomes(errors=2, failed=4)
+    result.assert_outcomes(errors=2, failed=GATES)
     result.stdout.fnmatch_lines(["*no prediction: cache *not-a-directory unusable: FileExistsError: *"])

@@ -82,3 +82,36 @@ def test_shortfalls_name_each_metric_below_its_minimum() -> None:
     result = scored("a", 0.25, 0.1)
     assert gates.probe_shortfalls(result, {"semantic": 0.2, "lexical": 0.3}) == ["lexical similarity 0.100 < 0.300"]
     assert gates.probe_shortfalls(result, {}) == []
+
+
+def labelled(pid: str, label: str) -> ProbeResult:
+    return ProbeResult(pid, "p", "p", {"semantic": 0.3, "lexical": 0.3}, label=label)
+
+
+def test_followup_rate_counts_genuine_labels_with_a_wilson_interval() -> None:
+    results = [labelled(str(i), "genuine_followup") for i in range(6)]
+    results += [labelled(f"r{i}", "restatement") for i in range(4)] + [failed("x")]
+    verdict = gates.evaluate(gate("followup_rate", Settings(min_followup_rate=0.5)), results)
+    assert verdict.value == pytest.approx(0.6)
+    assert verdict.n == 10
+    assert verdict.passed
+    assert verdict.ci_low == pytest.approx(0.3127, abs=1e-3)
+    assert "6 genuine follow-up(s)" in verdict.detail
+    assert "1 probe(s) without a prediction excluded" in verdict.detail
+
+
+def test_gating_on_the_lower_bound_is_stricter_than_on_the_point() -> None:
+    results = [labelled(str(i), "genuine_followup") for i in range(6)]
+    results += [labelled(f"r{i}", "irrelevant") for i in range(4)]
+    strict = gates.evaluate(gate("followup_rate", Settings(min_followup_rate=0.5)), results, "lower")
+    assert not strict.passed
+    assert strict.basis == "lower bound"
+    assert strict.compared == strict.ci_low
+    echoes = [scored(str(i), 0.3, echo=0.9 if i < 2 else 0.1) for i in range(20)]
+    point = gates.evaluate(gate("echo_rate", Settings(max_echo_rate=0.15)), echoes)
+    upper = gates.evaluate(gate("echo_rate", Settings(max_echo_rate=0.15)), echoes, "lower")
+    assert point.passed
+    assert not upper.passed
+    assert upper.basis == "upper bound"
+    assert upper.ci_high is not None
+    assert upper.ci_high > 0.15

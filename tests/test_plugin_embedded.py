@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import LOW_GATES, read_results
+from conftest import GATES, LOW_GATES, read_results
 
 from utg_pytest.ingest.schema import load_schema
 
@@ -23,10 +23,13 @@ SMALL_IDS = [
 def test_small_log_passes_and_writes_valid_results(pytester: pytest.Pytester, small_log: Path) -> None:
     out = pytester.path / "results.jsonl"
     result = pytester.runpytest("--utg-logs", str(small_log), "--utg-results", str(out), "-v", *LOW_GATES)
-    result.assert_outcomes(passed=len(SMALL_IDS) + 4)
+    result.assert_outcomes(passed=len(SMALL_IDS) + GATES)
     result.stdout.fnmatch_lines(
         [f"{node_id} PASSED*" for node_id in SMALL_IDS]
-        + [f"utg::gate::{gate} PASSED*" for gate in ("semantic_similarity", "lexical_similarity", "skill", "echo_rate")]
+        + [
+            f"utg::gate::{gate} PASSED*"
+            for gate in ("semantic_similarity", "lexical_similarity", "skill", "echo_rate", "followup_rate")
+        ]
     )
     result.stdout.fnmatch_lines(
         [
@@ -54,7 +57,7 @@ def test_unreachable_gate_fails_the_run_and_names_the_gate(pytester: pytest.Pyte
         "--utg-logs", str(small_log), *LOW_GATES, "--utg-min-similarity", "0.99", "-k", "support and turn2 or gate"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=4, failed=1, deselected=4)
+    result.assert_outcomes(passed=GATES, failed=1, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*gate semantic_similarity failed: FAIL semantic_similarity: mean semantic * not >= 0.990 over 1 probes",
@@ -77,7 +80,7 @@ def test_per_probe_threshold_shows_context_real_and_predicted_turns(pytester: py
         "--deselect",
         "logs.jsonl::shopping-002::turn3",
     )
-    result.assert_outcomes(failed=1, passed=4, deselected=4)
+    result.assert_outcomes(failed=1, passed=GATES, deselected=4)
     result.stdout.fnmatch_lines(
         [
             "*logs.jsonl::shopping-002::turn2 (logs.jsonl:2): semantic similarity * < 0.990",
@@ -101,7 +104,7 @@ def test_conversation_metadata_overrides_probe_threshold(pytester: pytest.Pytest
     result = pytester.runpytest(
         "--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", "-k", "shopping or gate", *LOW_GATES
     )
-    result.assert_outcomes(passed=6, deselected=3)
+    result.assert_outcomes(passed=2 + GATES, deselected=3)
 
 
 @pytest.fixture
@@ -114,7 +117,7 @@ def bad_log(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
 def test_malformed_lines_are_reported_and_the_rest_is_tested(pytester: pytest.Pytester, bad_log: Path) -> None:
     bad = bad_log.name
     result = pytester.runpytest("--utg-logs", bad, "--utg-max-probes", "2", "-W", "default", *LOW_GATES)
-    result.assert_outcomes(passed=6, warnings=6)
+    result.assert_outcomes(passed=2 + GATES, warnings=6)
     for line, pointer in [
         (3, "(root)"),
         (4, "(root)"),
@@ -131,7 +134,7 @@ def test_malformed_lines_are_reported_and_the_rest_is_tested(pytester: pytest.Py
 def test_strict_makes_each_invalid_line_a_failing_item(pytester: pytest.Pytester, bad_log: Path) -> None:
     bad = bad_log.name
     result = pytester.runpytest("--utg-logs", bad, "--utg-strict", "--utg-max-probes", "1", "-rf", *LOW_GATES)
-    result.assert_outcomes(passed=5, failed=6)
+    result.assert_outcomes(passed=1 + GATES, failed=6)
     result.stdout.fnmatch_lines(
         [f"invalid log line: {bad}:6: /messages/2/role: 'moderator' is not one of *", f"FAILED {bad}::line6 - *"]
     )
@@ -152,7 +155,7 @@ def test_ini_options_drive_the_run(pytester: pytest.Pytester, small_log: Path) -
         """
     )
     result = pytester.runpytest("-v")
-    result.assert_outcomes(passed=5, failed=1)
+    result.assert_outcomes(passed=2 + GATES - 1, failed=1)
     result.stdout.fnmatch_lines(["*prompt roleswap*", "FAIL lexical_similarity*over 2 probes"])
 
 
@@ -173,9 +176,9 @@ def test_last_failed_reruns_only_the_failed_probes(pytester: pytest.Pytester, sm
     small_log.write_text(lines[0] + "\n" + json.dumps(conversation) + "\n", encoding="utf-8")
     args = ("--utg-logs", str(small_log), "--utg-min-probe-similarity", "0.99", *LOW_GATES, "-p", "cacheprovider")
     first = pytester.runpytest(*args)
-    first.assert_outcomes(failed=3, passed=6)
+    first.assert_outcomes(failed=3, passed=2 + GATES)
     out = pytester.path / "rerun.jsonl"
     again = pytester.runpytest(*args, "--lf", "--utg-results", str(out), "-v")
-    again.assert_outcomes(failed=3, deselected=6)
+    again.assert_outcomes(failed=3, deselected=2 + GATES)
     again.stdout.fnmatch_lines(["logs.jsonl::support-001::turn2 FAILED*"])
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import LOW_GATES, free_port, read_results
+from conftest import GATES, LOW_GATES, free_port, read_results
 from servers import SECRET, FailingModel, ParrotModel, serve
 
 from utg_pytest.ingest.schema import load_schema
@@ -33,7 +33,7 @@ def test_llama_cpp_server_gives_results_of_the_same_shape(
         str(out),
         *LOW_GATES,
     )
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=3 + GATES)
     result.stdout.fnmatch_lines([f"model: {llama_server}#smollm2 | prompt {prompt}*", "predictions: 3 scored*"])
     records = read_results(out)
     assert len(records) == 3
@@ -73,13 +73,15 @@ def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
     result.stdout.fnmatch_lines(
         [
             "  echo: 146/146 predictions (100.0%) near-copy the assistant's last message",
+            "  plausibility: genuine follow-up rate 0.000 [0.000..0.026] (0/146, Wilson 95%)",
+            "    labels: identity_drift 146",
             "PASS semantic_similarity: mean semantic similarity * >= 0.200 over 146 probes",
             "FAIL skill: semantic skill vs best reference * not > 0.000 over 146 probes*",
-            "FAIL echo_rate: echo rate 1.000 not <= 0.100 over 146 probes; 146 prediction(s) near-copy*",
+            "FAIL echo_rate: echo rate 1.000 (95% CI 0.974..1.000) not <= 0.100 over 146 probes; 146 prediction(s)*",
         ]
     )
     result.stdout.fnmatch_lines(["FAILED utg::gate::skill - *", "FAILED utg::gate::echo_rate - *"])
-    result.assert_outcomes(passed=146 + 2, failed=2)
+    result.assert_outcomes(passed=146 + GATES - 2, failed=2)
     records = read_results(out)
     assert all(r["echo"] and r["echo_score"] == 1.0 for r in records)
     assert all(r["scores"] == r["references"]["echo"] for r in records)
@@ -104,7 +106,7 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
         "--utg-results",
         str(out),
     )
-    result.assert_outcomes(errors=2, failed=4)
+    result.assert_outcomes(errors=2, failed=GATES)
     assert len(FailingModel.requests) == 4
     result.stdout.fnmatch_lines(
         [
@@ -137,7 +139,7 @@ def test_unreachable_endpoint_is_reported_not_a_crash(pytester: pytest.Pytester,
         "--utg-max-probes",
         "1",
     )
-    result.assert_outcomes(errors=1, failed=4)
+    result.assert_outcomes(errors=1, failed=GATES)
     result.stdout.fnmatch_lines(["*no prediction: APIConnectionError: Connection error. (after 1 attempt(s))"])
 
 
@@ -147,7 +149,7 @@ def test_a_backend_that_cannot_start_fails_every_probe_with_one_message(
     result = pytester.runpytest(
         "--utg-logs", str(small_log), "--utg-gguf", str(tmp_path / "missing.gguf"), "--utg-max-probes", "2"
     )
-    result.assert_outcomes(errors=2, failed=4)
+    result.assert_outcomes(errors=2, failed=GATES)
     result.stdout.fnmatch_lines(
         ["*model backend could not start: FileNotFoundError: --utg-gguf *missing.gguf: no such file"]
     )

@@ -65,7 +65,8 @@ def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: 
             "utg::gate::lexical_similarity",
             "utg::gate::skill",
             "utg::gate::echo_rate",
-            "6 tests collected*",
+            "utg::gate::followup_rate",
+            "7 tests collected*",
         ]
     )
     assert result.ret == pytest.ExitCode.OK
@@ -74,7 +75,7 @@ def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: 
 def test_utg_marker_selects_only_generated_items(pytester: pytest.Pytester, small_log: Path) -> None:
     pytester.makepyfile("def test_unit(): pass")
     result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "-m", "not utg")
-    result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/10 tests collected (9 deselected)*"])
+    result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/11 tests collected (10 deselected)*"])
 
 
 def test_xdist_is_refused_rather_than_judging_gates_per_worker(pytester: pytest.Pytester, small_log: Path) -> None:

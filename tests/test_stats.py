@@ -40,3 +40,21 @@ def test_interval_narrows_with_more_data() -> None:
     low_s, high_s = stats.bootstrap_mean_ci(small)
     low_l, high_l = stats.bootstrap_mean_ci(large)
     assert high_l - low_l < (high_s - low_s) / 3
+
+
+@given(st.integers(min_value=1, max_value=5000), st.data())
+def test_wilson_interval_matches_scipy_and_stays_in_bounds(n: int, data: st.DataObject) -> None:
+    from scipy.stats import binomtest
+
+    k = data.draw(st.integers(min_value=0, max_value=n))
+    low, high = stats.wilson_interval(k, n)
+    reference = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert low == pytest.approx(reference.low, abs=1e-9)
+    assert high == pytest.approx(reference.high, abs=1e-9)
+    assert 0.0 <= low <= k / n <= high <= 1.0
+
+
+def test_wilson_interval_refuses_impossible_counts() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        stats.wilson_interval(5, 3)
+    assert stats.wilson_interval(0, 0) == (0.0, 1.0)

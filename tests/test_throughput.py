@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import LOW_GATES, read_results
+from conftest import GATES, LOW_GATES, read_results
 from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, serve
 
 PROBES = 5  # in the small_log fixture
@@ -34,7 +34,7 @@ def test_requests_in_flight_never_exceed_the_concurrency(
     pytester: pytest.Pytester, small_log: Path, concurrency: int
 ) -> None:
     with serve(SlowModel) as url:
-        run(pytester, url, "--utg-concurrency", str(concurrency)).assert_outcomes(passed=PROBES + 4)
+        run(pytester, url, "--utg-concurrency", str(concurrency)).assert_outcomes(passed=PROBES + GATES)
     assert len(SlowModel.requests) == PROBES
     if concurrency == 1:
         assert SlowModel.most_in_flight == 1
@@ -45,7 +45,7 @@ def test_requests_in_flight_never_exceed_the_concurrency(
 def test_a_429_is_retried_after_the_delay_the_server_asks_for(pytester: pytest.Pytester, small_log: Path) -> None:
     out = pytester.path / "results.jsonl"
     with serve(RateLimitedModel) as url:
-        run(pytester, url, "--utg-results", str(out)).assert_outcomes(passed=PROBES + 4)
+        run(pytester, url, "--utg-results", str(out)).assert_outcomes(passed=PROBES + GATES)
     assert len(RateLimitedModel.arrivals) == PROBES
     for arrivals in RateLimitedModel.arrivals.values():
         assert len(arrivals) == 2
@@ -55,11 +55,11 @@ def test_a_429_is_retried_after_the_delay_the_server_asks_for(pytester: pytest.P
 
 def test_server_errors_are_retried_and_then_reported_on_the_probe(pytester: pytest.Pytester, small_log: Path) -> None:
     with serve(FlakyModel) as url:
-        run(pytester, url, "--utg-retries", "2").assert_outcomes(passed=PROBES + 4)
+        run(pytester, url, "--utg-retries", "2").assert_outcomes(passed=PROBES + GATES)
         assert all(count == 3 for count in FlakyModel.seen.values())
         FlakyModel.reset()
         failed = run(pytester, url, "--utg-retries", "1")
-    failed.assert_outcomes(errors=PROBES, failed=4)
+    failed.assert_outcomes(errors=PROBES, failed=GATES)
     failed.stdout.fnmatch_lines(["*no prediction: InternalServerError: *try again* (after 2 attempt(s))"])
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from utg_pytest import stats
 from utg_pytest.model import GateVerdict, Probe, ProbeResult
+from utg_pytest.scoring.labels import GENUINE
 from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
 
@@ -71,7 +72,28 @@ def echo_rate(results: Sequence[ProbeResult]) -> Measurement:
     if not n:
         return Measurement(None, 0, "echo rate", detail=NOTHING_SCORED)
     detail = f"{echoes} prediction(s) near-copy the assistant's last message"
-    return Measurement(echoes / n, n, "echo rate", detail="; ".join(filter(None, [detail, _errors_note(results)])))
+    return Measurement(
+        echoes / n,
+        n,
+        "echo rate",
+        stats.wilson_interval(echoes, n),
+        detail="; ".join(filter(None, [detail, _errors_note(results)])),
+    )
+
+
+def followup_rate(results: Sequence[ProbeResult]) -> Measurement:
+    labelled = [r.label for r in results if r.ok and r.label is not None]
+    if not labelled:
+        return Measurement(None, 0, "genuine follow-up rate", detail=NOTHING_SCORED)
+    genuine = labelled.count(GENUINE)
+    detail = f"{genuine} genuine follow-up(s)"
+    return Measurement(
+        genuine / len(labelled),
+        len(labelled),
+        "genuine follow-up rate",
+        stats.wilson_interval(genuine, len(labelled)),
+        detail="; ".join(filter(None, [detail, _errors_note(results)])),
+    )
 
 
 def run_gates(settings: Settings) -> list[Gate]:
@@ -80,14 +102,19 @@ def run_gates(settings: Settings) -> list[Gate]:
         Gate("lexical_similarity", "--utg-min-lexical", ">=", settings.min_lexical, mean_similarity("lexical")),
         Gate("skill", "--utg-min-skill", ">", settings.min_skill, skill),
         Gate("echo_rate", "--utg-max-echo-rate", "<=", settings.max_echo_rate, echo_rate),
+        Gate("followup_rate", "--utg-min-followup-rate", ">=", settings.min_followup_rate, followup_rate),
     ]
 
 
-def evaluate(gate: Gate, results: Sequence[ProbeResult]) -> GateVerdict:
-    """A gate with nothing to measure fails: no evidence is not a pass."""
+def evaluate(gate: Gate, results: Sequence[ProbeResult], gate_on: str = "point") -> GateVerdict:
+    """A gate with nothing to measure fails: no evidence is not a pass. With `gate_on` "lower", a gate that has an
+    interval must pass on its conservative bound: the lower one for a minimum, the upper one for a maximum."""
     measured = gate.measure(results)
-    passed = measured.value is not None and COMPARE[gate.comparison](measured.value, gate.threshold)
     low, high = measured.ci if measured.ci else (None, None)
+    basis, compared = "point", measured.value
+    if gate_on == "lower" and measured.ci is not None:
+        basis, compared = ("upper bound", high) if gate.comparison == "<=" else ("lower bound", low)
+    passed = compared is not None and COMPARE[gate.comparison](compared, gate.threshold)
     return GateVerdict(
         gate.name,
         measured.label,
@@ -99,6 +126,7 @@ def evaluate(gate: Gate, results: Sequence[ProbeResult]) -> GateVerdict:
         ci_low=low,
         ci_high=high,
         detail=measured.detail,
+        basis=basis,
     )
 
 

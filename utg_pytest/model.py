@@ -86,6 +86,9 @@ class ProbeResult:
     """How closely the prediction copies the assistant's last message (0..1); see scoring.echo."""
     echo: bool = False
     cached: bool = False
+    label: str | None = None
+    """Plausibility label of the prediction (see scoring.labels); None without a prediction."""
+    label_reason: str = ""
 
     @property
     def ok(self) -> bool:
@@ -106,3 +109,13 @@ class GateVerdict:
     ci_low: float | None = None
     ci_high: float | None = None
     detail: str = ""
+    basis: str = "point"
+    """What was compared with the threshold: the point estimate, or the interval's conservative bound."""
+
+    @property
+    def compared(self) -> float | None:
+        if self.basis == "lower bound":
+            return self.ci_low
+        if self.basis == "upper bound":
+            return self.ci_high
+        return self.value

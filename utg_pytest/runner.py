@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +22,13 @@ from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
 from utg_pytest.scoring.embeddings import TextVectors
+from utg_pytest.scoring.labels import classify, context_texts
 from utg_pytest.scoring.references import last_text, reference_texts
 from utg_pytest.settings import Settings
 
 RETRY_DELAY_S = 0.5
+LABEL_CONTEXT = 6
+"""Messages of context the plausibility classifier looks at: the recent exchange a follow-up reacts to."""
 
 
 @dataclass(frozen=True)
@@ -229,17 +232,25 @@ def run_probes(
     """`pool` is every probe of the logs: the floor reference borrows targets from it, so a probe's floor does not
     depend on which other probes were selected. With a cache `policy`, hits skip the model entirely."""
     references = reference_texts(probes, settings.sample_seed, pool)
+
+    def known_texts() -> Iterator[str]:
+        for probe in probes:
+            yield probe.target
+            yield from references[probe.id].values()
+            yield from context_texts(probe.context[-LABEL_CONTEXT:])
+
     if backend.remote:
         vectors.start()
-        vectors.add(probe.target for probe in probes)
-        vectors.add(text for probe in probes for text in references[probe.id].values())
+        vectors.add(known_texts())
     on_prediction = (lambda text: vectors.add([text])) if backend.remote else None
     attempted = asyncio.run(generate_all(probes, backend, settings, policy, progress, on_prediction))
     if not backend.remote:
-        vectors.add(probe.target for probe in probes)
-        vectors.add(text for probe in probes for text in references[probe.id].values())
+        vectors.add(known_texts())
         vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)
     table = vectors.finish()
+
+    def semantic(a: str, b: str) -> float:
+        return similarity.semantic(a, b, table)
 
     results = []
     for probe, outcome in zip(probes, attempted, strict=True):
@@ -260,6 +271,7 @@ def run_probes(
             )
             continue
         echo = echo_score(prediction, last_text(probe, "assistant") or "")
+        label = classify(prediction, probe.context[-LABEL_CONTEXT:], semantic)
         results.append(
             ProbeResult(
                 probe.id,
@@ -274,6 +286,8 @@ def run_probes(
                 echo_score=echo,
                 echo=echo >= ECHO_THRESHOLD,
                 cached=outcome.cached,
+                label=label.label,
+                label_reason=label.reason,
             )
         )
     return results

@@ -19,6 +19,7 @@ ProbeMode = Literal["all", "last"]
 PROMPT_STRATEGIES: tuple[str, ...] = ("roleswap", "instruct", "template")
 PROBE_MODES: tuple[str, ...] = ("all", "last")
 CACHE_MODES: tuple[str, ...] = ("use", "refresh", "replay", "off")
+GATE_BASES: tuple[str, ...] = ("point", "lower")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -207,6 +208,19 @@ OPTIONS: tuple[Option, ...] = (
         0.10,
     ),
     Option(
+        "min_followup_rate",
+        "gate: share of predictions labelled genuine follow-ups must reach this",
+        _float_in(0.0, 1.0),
+        0.0,
+    ),
+    Option(
+        "gate_on",
+        "what a gate with a 95 percent interval compares: the point estimate, or the interval's conservative bound "
+        "(lower bound for minimums, upper bound for maximums)",
+        _choice(*GATE_BASES),
+        "point",
+    ),
+    Option(
         "min_probe_similarity",
         "per probe: semantic similarity must reach this (opt-in)",
         _float_in(-1.0, 1.0),
@@ -256,6 +270,8 @@ class Settings:
     min_lexical: float = 0.20
     min_skill: float = 0.0
     max_echo_rate: float = 0.10
+    min_followup_rate: float = 0.0
+    gate_on: str = "point"
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None

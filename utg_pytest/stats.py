@@ -6,6 +6,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+Z95 = 1.959963984540054
+"""Two-sided 95% quantile of the standard normal."""
+
 
 def mean(values: Sequence[float]) -> float:
     if not values:
@@ -99,3 +102,20 @@ def paired_bootstrap_skill_ci(
         return np.where(headroom > 0, (gained - base) / np.where(headroom > 0, headroom, 1.0), 0.0)
 
     return _interval(_resample(statistic, len(ours), resamples, seed), confidence)
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion: unlike the normal approximation it stays inside [0, 1] and is sensible
+    for rates near 0 or 1, which is where follow-up rates of small models under greedy decoding sit."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} outside 0..{n}")
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # At k = 0 or k = n one bound is exactly 0 or 1; rounding must not move it past the observed rate.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high

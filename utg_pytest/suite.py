@@ -176,7 +176,9 @@ class Suite:
         """Computed once, after generation: the results no longer change."""
         if self._verdicts is None:
             results = self.results()
-            self._verdicts = [gates.evaluate(gate, results) for gate in gates.run_gates(self.settings)]
+            self._verdicts = [
+                gates.evaluate(gate, results, self.settings.gate_on) for gate in gates.run_gates(self.settings)
+            ]
         return self._verdicts
 
     def verdict(self, name: str) -> GateVerdict:

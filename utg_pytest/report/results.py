@@ -37,6 +37,8 @@ def record(
         "references": {name: dict(scores) for name, scores in result.references.items()},
         "echo": result.echo,
         "echo_score": result.echo_score,
+        "label": result.label,
+        "label_reason": result.label_reason or None,
         "thresholds": dict(thresholds),
         "passed": passed,
         "attempts": result.attempts,

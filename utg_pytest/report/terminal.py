@@ -10,6 +10,7 @@ from utg_pytest import stats
 from utg_pytest.cost import Usage, cost
 from utg_pytest.gates import METRICS
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
+from utg_pytest.scoring.labels import GENUINE, LABELS
 from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
 
@@ -65,8 +66,13 @@ def gate_line(verdict: GateVerdict) -> str:
     interval = f" (95% CI {verdict.ci_low:.3f}..{verdict.ci_high:.3f})" if verdict.ci_low is not None else ""
     relation = verdict.comparison if verdict.passed else f"not {verdict.comparison}"
     extra = f"; {verdict.detail}" if verdict.detail else ""
+    basis = (
+        f", {verdict.basis} {verdict.compared:.3f},"
+        if verdict.basis != "point" and verdict.compared is not None
+        else ""
+    )
     return (
-        f"{status} {verdict.name}: {verdict.label} {verdict.value:.3f}{interval} "
+        f"{status} {verdict.name}: {verdict.label} {verdict.value:.3f}{interval}{basis} "
         f"{relation} {verdict.threshold:.3f} over {verdict.n} probes{extra}"
     )
 
@@ -169,8 +175,23 @@ def summary(
         if values:
             lines.append(f"  {metric:<9} {_distribution(values)}")
     lines += _references(scored)
+    lines += plausibility_lines(scored)
     lines += [gate_line(v) for v in verdicts]
     return lines
+
+
+def plausibility_lines(scored: Sequence[ProbeResult]) -> list[str]:
+    labels = [r.label for r in scored if r.label is not None]
+    if not labels:
+        return []
+    genuine = labels.count(GENUINE)
+    low, high = stats.wilson_interval(genuine, len(labels))
+    counts = ", ".join(f"{label} {labels.count(label)}" for label in LABELS if labels.count(label))
+    return [
+        f"  plausibility: genuine follow-up rate {genuine / len(labels):.3f} [{low:.3f}..{high:.3f}] "
+        f"({genuine}/{len(labels)}, Wilson 95%)",
+        f"    labels: {counts}",
+    ]
 
 
 def _references(scored: Sequence[ProbeResult]) -> list[str]:

@@ -1,0 +1,190 @@
+"""Plausibility labels: is a predicted user turn a genuine follow-up to the assistant's last message, or one of the
+failure modes the user-turn-generation method names (restating the earlier request, speaking as the assistant, an
+unrelated request), or a closing, or degenerate output?
+
+The heuristic classifier is deterministic and needs no extra model: surface rules for degenerate output, closings and
+assistant-style phrasing, rapidfuzz overlap with the earlier user turns, and sentence-embedding similarity to the
+context for grounding. Its accuracy is measured on a hand-labelled set kept apart from the fixtures
+(tests/data/plausibility, benchmarks/labels.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from utg_pytest.model import Message
+
+GENUINE = "genuine_followup"
+RESTATEMENT = "restatement"
+IDENTITY_DRIFT = "identity_drift"
+IRRELEVANT = "irrelevant"
+CLOSING = "closing"
+DEGENERATE = "degenerate"
+LABELS: tuple[str, ...] = (GENUINE, RESTATEMENT, IDENTITY_DRIFT, IRRELEVANT, CLOSING, DEGENERATE)
+
+Semantic = Callable[[str, str], float]
+"""Cosine similarity of two texts (see scoring.embeddings); only ever asked about the prediction and context texts."""
+
+
+@dataclass(frozen=True)
+class Label:
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cut-offs of the heuristic classifier, chosen on the development half of the labelled set."""
+
+    copy: float = 0.80
+    """Lexical similarity to the assistant's last message above which the prediction is a copy of it."""
+    restated_lexical: float = 0.72
+    restated_semantic: float = 0.80
+    """Similarity to an earlier user message above which the prediction restates it..."""
+    restated_margin: float = 0.05
+    """...provided it is at least this much closer to that message than to the assistant's reply."""
+    grounded: float = 0.22
+    """Semantic similarity to the assistant's last message (or, failing that, the conversation) below which the
+    prediction is unrelated to it."""
+
+
+def _vocabulary(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+TEMPLATE_TOKENS = re.compile(r"<\|[a-z_]+\|>|\[/?INST\]|</?s>|<\|im_|<start_of_turn>|<end_of_turn>", re.IGNORECASE)
+WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
+DANGLING = _vocabulary(
+    "the a an to of and or with for in on at my your is are was that but because if when which so then from by as "
+    "this these those it's i'm i"
+)
+CLOSING_WORDS = _vocabulary(
+    """thanks thank you thx ty cheers bye goodbye ok okay k kk got it perfect great awesome cool nice alright all right
+    that's thats that all i needed need for the help your so much very lot a again appreciate it have good day
+    everything sorted works working now solved fixed will do sounds fine understood makes sense gracias muchas
+    merci beaucoup danke vielen dank schön adios adiós au revoir tschüss bueno bien super exactly yes yep great!
+    wonderful brilliant excellent helpful really this was that's have nice weekend take care see later you've been
+    done then"""
+)
+ASSISTANT_OPENERS = re.compile(
+    r"^\s*(sure[,!.]|certainly|of course[,!.]|absolutely[,!.]|great question|good question|happy to help|"
+    r"i'?d be (happy|glad)|i would be (happy|glad)|i can help|i understand (your|that you)|i apologi[sz]e|"
+    r"i'?m sorry (for|to hear|about the)|sorry for the (inconvenience|trouble|confusion)|"
+    r"thank you for (reaching out|contacting|your patience|the details|providing|sharing)|thanks for (reaching out|"
+    r"contacting|your patience|providing|sharing)|here'?s |here is |here are |to (do|fix|resolve|change) (this|that)|"
+    r"you can |you could |you should |you'?ll need|you will need|you need to |first,|step 1|no problem[,!.]|"
+    r"yes,? you can|it (sounds|looks) like you)",
+    re.IGNORECASE,
+)
+ASSISTANT_PHRASES = re.compile(
+    r"as an ai|language model|i'?d be happy to|feel free to|let me know if|hope (this|that) helps|"
+    r"is there anything else|could you (please )?(provide|share|tell me|confirm|send)|please provide|"
+    r"can you (please )?(provide|share|confirm) (your|the)|i recommend|i'?d recommend|i suggest|here are (some|a few)|"
+    r"follow these steps|in summary|to summari[sz]e|\bhappy to help\b|i can assist|how (can|may) i (help|assist)|"
+    r"(^|\n)\s*(\d+[.)]|[-*•]) ",
+    re.IGNORECASE,
+)
+FIRST_PERSON = _vocabulary("i i'm i've i'd i'll me my mine myself we our us")
+SECOND_PERSON = _vocabulary("you your you're you'll you've yours yourself")
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text)]
+
+
+def degenerate_reason(text: str) -> str | None:
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if TEMPLATE_TOKENS.search(stripped):
+        return "leaked chat-template tokens"
+    visible = [c for c in stripped if not c.isspace()]
+    letters = sum(c.isalpha() for c in visible)
+    if letters / len(visible) < 0.5:
+        return "mostly not letters"
+    words = _words(stripped)
+    if not words:
+        return "no words"
+    if len(words) >= 6 and len(set(words)) / len(words) < 0.4:
+        return "repetition loop"
+    sentences = [s.strip().lower() for s in SENTENCE_SPLIT.split(stripped) if s.strip()]
+    if len(sentences) >= 3 and len(set(sentences)) <= len(sentences) / 2:
+        return "the same sentence repeated"
+    vowelless = sum(1 for w in words if len(w) > 3 and not re.search(r"[aeiouyàâäéèêëîïôöùûüáíóúæøå]", w))
+    if vowelless / len(words) > 0.4:
+        return "not language"
+    if stripped[-1] not in ".!?)\"'…:;" and (words[-1] in DANGLING or stripped.endswith((",", "-"))):
+        return "stops mid-sentence"
+    return None
+
+
+def is_closing(text: str) -> bool:
+    """Thanks, goodbye or a bare acknowledgement, with nothing asked and (almost) nothing said besides."""
+    if "?" in text:
+        return False
+    words = _words(text)
+    if not words or len(words) > 14:
+        return False
+    outside = [w for w in words if w not in CLOSING_WORDS]
+    return len(outside) <= (1 if len(words) >= 4 else 0)
+
+
+def assistant_style(text: str) -> str | None:
+    if ASSISTANT_OPENERS.search(text):
+        return "opens like an assistant reply"
+    if ASSISTANT_PHRASES.search(text):
+        return "uses assistant phrasing"
+    words = _words(text)
+    second = sum(w in SECOND_PERSON for w in words)
+    first = sum(w in FIRST_PERSON for w in words)
+    if "?" not in text and second >= 2 and first == 0:
+        return "addresses the user as 'you' without asking anything"
+    return None
+
+
+def classify(
+    prediction: str, context: Sequence[Message], semantic: Semantic, thresholds: Thresholds = Thresholds()
+) -> Label:
+    from rapidfuzz import fuzz, utils
+
+    reason = degenerate_reason(prediction)
+    if reason:
+        return Label(DEGENERATE, reason)
+    assistant = next((m.text for m in reversed(context) if m.role == "assistant"), "")
+    earlier_users = [m.text for m in context if m.role == "user" and m.text.strip()]
+
+    def lexical(a: str, b: str) -> float:
+        return float(fuzz.token_sort_ratio(a, b, processor=utils.default_process)) / 100.0
+
+    to_assistant_lexical = lexical(prediction, assistant) if assistant else 0.0
+    if to_assistant_lexical >= thresholds.copy:
+        return Label(IDENTITY_DRIFT, f"copies the assistant's last message (lexical {to_assistant_lexical:.2f})")
+    if is_closing(prediction):
+        return Label(CLOSING, "thanks, goodbye or acknowledgement only")
+    to_assistant = semantic(prediction, assistant) if assistant else 0.0
+    for earlier in reversed(earlier_users):
+        restated_lexical = lexical(prediction, earlier)
+        restated_semantic = semantic(prediction, earlier)
+        closer = max(restated_lexical - to_assistant_lexical, restated_semantic - to_assistant)
+        if closer >= thresholds.restated_margin and (
+            restated_lexical >= thresholds.restated_lexical or restated_semantic >= thresholds.restated_semantic
+        ):
+            return Label(
+                RESTATEMENT,
+                f"restates an earlier user message (lexical {restated_lexical:.2f}, semantic {restated_semantic:.2f})",
+            )
+    style = assistant_style(prediction)
+    if style:
+        return Label(IDENTITY_DRIFT, style)
+    grounding = max([to_assistant, *(semantic(prediction, m.text) for m in context if m.text.strip())])
+    if grounding < thresholds.grounded:
+        return Label(IRRELEVANT, f"unrelated to the conversation (best semantic similarity {grounding:.2f})")
+    return Label(GENUINE, f"reacts to the assistant's last message (semantic {to_assistant:.2f})")
+
+
+def context_texts(context: Sequence[Message]) -> list[str]:
+    """The texts `classify` may ask `semantic` about besides the prediction, for encoding them up front."""
+    return [m.text for m in context if m.text.strip()]

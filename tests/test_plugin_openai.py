@@ -73,7 +73,7 @@ def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
     result.stdout.fnmatch_lines(
         [
             "  echo: 146/146 predictions (100.0%) near-copy the assistant's last message",
-            "  plausibility: genuine follow-up rate 0.000 [0.000..0.026] (0/146, Wilson 95%)",
+            "  plausibility (heuristic): genuine follow-up rate 0.000 [0.000..0.026] (0/146, Wilson 95%)",
             "    labels: identity_drift 146",
             "PASS semantic_similarity: mean semantic similarity * >= 0.200 over 146 probes",
             "FAIL skill: semantic skill vs best reference * not > 0.000 over 146 probes*",

@@ -83,10 +83,12 @@ def echo_rate(results: Sequence[ProbeResult]) -> Measurement:
 
 def followup_rate(results: Sequence[ProbeResult]) -> Measurement:
     labelled = [r.label for r in results if r.ok and r.label is not None]
+    unjudged = sum(1 for r in results if r.ok and r.unjudged)
     if not labelled:
-        return Measurement(None, 0, "genuine follow-up rate", detail=NOTHING_SCORED)
+        detail = f"no prediction was labelled ({unjudged} unjudged)" if unjudged else NOTHING_SCORED
+        return Measurement(None, 0, "genuine follow-up rate", detail=detail)
     genuine = labelled.count(GENUINE)
-    detail = f"{genuine} genuine follow-up(s)"
+    detail = f"{genuine} genuine follow-up(s)" + (f", {unjudged} unjudged excluded" if unjudged else "")
     return Measurement(
         genuine / len(labelled),
         len(labelled),

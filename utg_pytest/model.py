@@ -87,8 +87,14 @@ class ProbeResult:
     echo: bool = False
     cached: bool = False
     label: str | None = None
-    """Plausibility label of the prediction (see scoring.labels); None without a prediction."""
+    """Plausibility label of the prediction (see scoring.labels); None without a prediction or when unjudged."""
     label_reason: str = ""
+    labelled_by: str = "heuristic"
+    """"heuristic", or the LLM judge's identity."""
+    plausibility: int | None = None
+    """The LLM judge's 1-5 rating."""
+    unjudged: str | None = None
+    """Why the LLM judge gave no valid verdict; such a probe is left out of the follow-up rate, not failed."""
 
     @property
     def ok(self) -> bool:

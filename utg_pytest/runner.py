@@ -22,6 +22,7 @@ from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
 from utg_pytest.scoring.embeddings import TextVectors
+from utg_pytest.scoring.judge import Judged, judge_one, judgement_key, parse_judgement
 from utg_pytest.scoring.labels import classify, context_texts
 from utg_pytest.scoring.references import last_text, reference_texts
 from utg_pytest.settings import Settings
@@ -220,6 +221,43 @@ async def generate_all(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
+async def judge_all(
+    probes: Sequence[Probe], predictions: Sequence[str | None], settings: Settings, cache: GenerationCache | None
+) -> list[Judged | None]:
+    """LLM judgements of the predictions (None where there is none), from the cache where possible; the judge's
+    backend starts only on a miss."""
+    from utg_pytest.generate import cache_identity, open_backend
+
+    judge_settings = settings.judge_settings()
+    backend = LazyBackend(lambda: open_backend(judge_settings), remote=judge_settings.base_url is not None)
+    identity = cache_identity(judge_settings, cache.digest) if cache is not None else ""
+    slots = asyncio.Semaphore(settings.concurrency)
+
+    async def one(probe: Probe, prediction: str) -> Judged:
+        key = judgement_key(identity, probe.context, prediction)
+        hit = cache.get(key) if cache is not None and settings.cache_mode in ("use", "replay") else None
+        if hit is not None:
+            return Judged(parse_judgement(hit[0]), None, hit[0])
+        if cache is not None and settings.cache_mode == "replay":
+            return Judged(None, "judgement not in the cache, and --utg-cache-mode replay never calls the judge")
+        async with slots:
+            started = await backend.get()
+            if started is None:
+                return Judged(None, f"judge {backend.failure}")
+            judged = await judge_one(started, probe.context, prediction, settings.retries, settings.seed)
+        if cache is not None and judged.judgement is not None and judged.raw is not None:
+            cache.put(key, judged.raw, Generation(judged.raw))
+        return judged
+
+    async def maybe(probe: Probe, prediction: str | None) -> Judged | None:
+        return None if prediction is None else await one(probe, prediction)
+
+    try:
+        return list(await asyncio.gather(*(maybe(p, t) for p, t in zip(probes, predictions, strict=True))))
+    finally:
+        await backend.aclose()
+
+
 def run_probes(
     probes: Sequence[Probe],
     backend: LazyBackend,
@@ -244,6 +282,10 @@ def run_probes(
         vectors.add(known_texts())
     on_prediction = (lambda text: vectors.add([text])) if backend.remote else None
     attempted = asyncio.run(generate_all(probes, backend, settings, policy, progress, on_prediction))
+    judged: list[Judged | None] = [None] * len(probes)
+    if settings.llm_judge:
+        predictions = [outcome.prediction for outcome in attempted]
+        judged = asyncio.run(judge_all(probes, predictions, settings, policy.cache if policy else None))
     if not backend.remote:
         vectors.add(known_texts())
         vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)
@@ -253,7 +295,7 @@ def run_probes(
         return similarity.semantic(a, b, table)
 
     results = []
-    for probe, outcome in zip(probes, attempted, strict=True):
+    for probe, outcome, verdict in zip(probes, attempted, judged, strict=True):
         generation, prediction = outcome.generation, outcome.prediction
         scored_references = {name: _scores(text, probe.target, table) for name, text in references[probe.id].items()}
         if generation is None or prediction is None:
@@ -271,7 +313,10 @@ def run_probes(
             )
             continue
         echo = echo_score(prediction, last_text(probe, "assistant") or "")
-        label = classify(prediction, probe.context[-LABEL_CONTEXT:], semantic)
+        labels = _labels(verdict, settings) if settings.llm_judge else {}
+        if not labels:
+            label = classify(prediction, probe.context[-LABEL_CONTEXT:], semantic)
+            labels = {"label": label.label, "label_reason": label.reason}
         results.append(
             ProbeResult(
                 probe.id,
@@ -286,11 +331,24 @@ def run_probes(
                 echo_score=echo,
                 echo=echo >= ECHO_THRESHOLD,
                 cached=outcome.cached,
-                label=label.label,
-                label_reason=label.reason,
+                **labels,
             )
         )
     return results
+
+
+def _labels(verdict: Judged | None, settings: Settings) -> dict[str, Any]:
+    judge = f"llm:{settings.judge_base_url or 'embedded'}#{settings.judge_model or ''}"
+    if verdict is None or verdict.judgement is None:
+        error = verdict.error if verdict is not None else "no judgement"
+        return {"label": None, "label_reason": "", "labelled_by": judge, "unjudged": error}
+    found = verdict.judgement
+    return {
+        "label": found.label,
+        "label_reason": found.reason,
+        "labelled_by": judge,
+        "plausibility": found.plausibility,
+    }
 
 
 def _scores(text: str, target: str, vectors: dict[str, Any]) -> dict[str, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ PROMPT_STRATEGIES: tuple[str, ...] = ("roleswap", "instruct", "template")
 PROBE_MODES: tuple[str, ...] = ("all", "last")
 CACHE_MODES: tuple[str, ...] = ("use", "refresh", "replay", "off")
 GATE_BASES: tuple[str, ...] = ("point", "lower")
+JUDGES: tuple[str, ...] = ("auto", "heuristic", "llm")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -221,6 +222,25 @@ OPTIONS: tuple[Option, ...] = (
         "point",
     ),
     Option(
+        "judge",
+        "who labels predictions: the heuristic classifier, an LLM judge, or auto (the LLM judge when "
+        "--utg-judge-base-url is set)",
+        _choice(*JUDGES),
+        "auto",
+    ),
+    Option(
+        "judge_base_url",
+        "OpenAI-compatible endpoint of the LLM judge (without it, --utg-judge llm runs the embedded model)",
+        metavar="URL",
+    ),
+    Option("judge_model", "model name of the LLM judge (default: the first the endpoint lists)", metavar="NAME"),
+    Option(
+        "judge_api_key_env",
+        "environment variable holding the judge endpoint's API key",
+        default="OPENAI_API_KEY",
+        metavar="NAME",
+    ),
+    Option(
         "min_probe_similarity",
         "per probe: semantic similarity must reach this (opt-in)",
         _float_in(-1.0, 1.0),
@@ -272,6 +292,10 @@ class Settings:
     max_echo_rate: float = 0.10
     min_followup_rate: float = 0.0
     gate_on: str = "point"
+    judge: str = "auto"
+    judge_base_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key_env: str = "OPENAI_API_KEY"
     min_probe_similarity: float | None = None
     min_probe_lexical: float | None = None
     results: str | None = None
@@ -282,6 +306,20 @@ class Settings:
     @property
     def enabled(self) -> bool:
         return bool(self.logs)
+
+    @property
+    def llm_judge(self) -> bool:
+        return self.judge == "llm" or (self.judge == "auto" and self.judge_base_url is not None)
+
+    def judge_settings(self) -> Settings:
+        """The judge as a backend of its own: its endpoint, or the embedded model."""
+        return replace(
+            self,
+            base_url=self.judge_base_url,
+            model=self.judge_model,
+            api_key_env=self.judge_api_key_env,
+            chat_template=None,
+        )
 
     @property
     def cache_dir(self) -> Path:

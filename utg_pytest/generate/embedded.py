@@ -72,11 +72,13 @@ class EmbeddedBackend:
     def _generate(self, request: Request, sampling: Sampling) -> Generation:
         seed = DEFAULT_SEED if sampling.seed is None else sampling.seed
         if request.messages is not None:
+            structured = {"type": "json_object", "schema": request.schema} if request.schema else None
             out: Any = self._llm.create_chat_completion(
                 messages=list(request.messages),  # type: ignore[arg-type]
                 temperature=sampling.temperature,
                 max_tokens=sampling.max_tokens,
                 seed=seed,
+                response_format=structured,  # type: ignore[arg-type]
             )
             choice = out["choices"][0]
             text = choice["message"].get("content") or ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from utg_pytest.generate import ModelError, Sampling, planning_template
@@ -19,6 +20,12 @@ from utg_pytest.settings import Settings
 
 NO_KEY = "no-key"
 RAW_RESPONSE = {"X-Stainless-Raw-Response": "true"}
+JSON_FORMS: tuple[Callable[[dict[str, Any]], dict[str, Any]], ...] = (
+    lambda schema: {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}},
+    lambda schema: {"type": "json_object", "schema": schema},
+)
+"""Structured-output requests, in the order tried: OpenAI's form, then the one llama.cpp's server accepts (it rejects
+OpenAI's). The first form a server refuses is not tried again in the run."""
 RETRIED_STATUSES = (408, 409, 429)
 """What the openai client retries by itself, besides 5xx and connection errors."""
 
@@ -39,6 +46,7 @@ class OpenAIBackend:
             max_retries=settings.retries,
         )
         self._base_url = settings.base_url.rstrip("/")
+        self._json_form = 0
         self.model = settings.model or ""
         self.identity = f"{self._base_url}#{self.model}"
         self.chat_template: ChatTemplate | None = planning_template(settings)
@@ -58,12 +66,21 @@ class OpenAIBackend:
 
         try:
             return await self._generate(request, sampling)
+        except openai.APIStatusError as exc:
+            if request.schema is not None and self._json_form + 1 < len(JSON_FORMS) and _about_format(exc):
+                self._json_form += 1
+                return await self.generate(request, sampling)
+            raise self._model_error(exc) from exc
         except openai.APIError as exc:
-            retried = isinstance(exc, openai.APIConnectionError) or (
-                isinstance(exc, openai.APIStatusError)
-                and (exc.status_code in RETRIED_STATUSES or exc.status_code >= 500)
-            )
-            raise ModelError(f"{type(exc).__name__}: {exc}", 1 + self._retries if retried else 1) from exc
+            raise self._model_error(exc) from exc
+
+    def _model_error(self, exc: Exception) -> ModelError:
+        import openai
+
+        retried = isinstance(exc, openai.APIConnectionError) or (
+            isinstance(exc, openai.APIStatusError) and (exc.status_code in RETRIED_STATUSES or exc.status_code >= 500)
+        )
+        return ModelError(f"{type(exc).__name__}: {exc}", 1 + self._retries if retried else 1)
 
     async def _generate(self, request: Request, sampling: Sampling) -> tuple[Generation, int]:
         params: dict[str, Any] = {
@@ -75,6 +92,8 @@ class OpenAIBackend:
             params["seed"] = sampling.seed
         if request.messages is not None:
             path, params["messages"] = "/chat/completions", list(request.messages)
+            if request.schema is not None:
+                params["response_format"] = JSON_FORMS[self._json_form](request.schema)
         else:
             path, params["prompt"] = "/completions", request.prompt
             if request.stops:
@@ -94,6 +113,12 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def _about_format(error: Exception) -> bool:
+    status = getattr(error, "status_code", 0)
+    text = str(error).lower()
+    return status in (400, 422, 500) and ("response_format" in text or "json_schema" in text)
 
 
 def _parse(body: bytes, chat: bool) -> Generation:

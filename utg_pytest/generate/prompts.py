@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from utg_pytest.model import Message, Probe
 
@@ -45,6 +46,8 @@ class Request:
     messages: tuple[dict[str, str], ...] | None = None
     prompt: str | None = None
     stops: tuple[str, ...] = ()
+    schema: dict[str, Any] | None = None
+    """For chat requests: the JSON Schema the answer must follow (structured output where the backend offers it)."""
 
 
 class ChatTemplate:

@@ -182,16 +182,23 @@ def summary(
 
 def plausibility_lines(scored: Sequence[ProbeResult]) -> list[str]:
     labels = [r.label for r in scored if r.label is not None]
-    if not labels:
-        return []
-    genuine = labels.count(GENUINE)
-    low, high = stats.wilson_interval(genuine, len(labels))
-    counts = ", ".join(f"{label} {labels.count(label)}" for label in LABELS if labels.count(label))
-    return [
-        f"  plausibility: genuine follow-up rate {genuine / len(labels):.3f} [{low:.3f}..{high:.3f}] "
-        f"({genuine}/{len(labels)}, Wilson 95%)",
-        f"    labels: {counts}",
-    ]
+    unjudged = [r for r in scored if r.unjudged]
+    lines = []
+    if labels:
+        genuine = labels.count(GENUINE)
+        low, high = stats.wilson_interval(genuine, len(labels))
+        counts = ", ".join(f"{label} {labels.count(label)}" for label in LABELS if labels.count(label))
+        lines += [
+            f"  plausibility ({scored[0].labelled_by}): genuine follow-up rate {genuine / len(labels):.3f} "
+            f"[{low:.3f}..{high:.3f}] ({genuine}/{len(labels)}, Wilson 95%)",
+            f"    labels: {counts}",
+        ]
+    ratings = [r.plausibility for r in scored if r.plausibility is not None]
+    if ratings:
+        lines.append(f"    mean plausibility {stats.mean(ratings):.2f} of 5 over {len(ratings)} judged prediction(s)")
+    if unjudged:
+        lines.append(f"    {len(unjudged)} prediction(s) unjudged (left out of the rate), e.g. {unjudged[0].unjudged}")
+    return lines
 
 
 def _references(scored: Sequence[ProbeResult]) -> list[str]:

@@ -33,12 +33,20 @@ class Measurement:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What the gates judge: the run's results, and the results of control runs when there are any."""
+
+    results: Sequence[ProbeResult]
+    perturbed: Sequence[ProbeResult] = ()
+
+
+@dataclass(frozen=True)
 class Gate:
     name: str
     option: str
     comparison: str
     threshold: float
-    measure: Callable[[Sequence[ProbeResult]], Measurement]
+    measure: Callable[[Evidence], Measurement]
 
 
 def _errors_note(results: Sequence[ProbeResult]) -> str:
@@ -46,8 +54,9 @@ def _errors_note(results: Sequence[ProbeResult]) -> str:
     return f"{errors} probe(s) without a prediction excluded" if errors else ""
 
 
-def mean_similarity(metric: str) -> Callable[[Sequence[ProbeResult]], Measurement]:
-    def measure(results: Sequence[ProbeResult]) -> Measurement:
+def mean_similarity(metric: str) -> Callable[[Evidence], Measurement]:
+    def measure(evidence: Evidence) -> Measurement:
+        results = evidence.results
         label = f"mean {metric} similarity"
         values = [r.scores[metric] for r in results if r.ok]
         if not values:
@@ -59,7 +68,8 @@ def mean_similarity(metric: str) -> Callable[[Sequence[ProbeResult]], Measuremen
     return measure
 
 
-def skill(results: Sequence[ProbeResult]) -> Measurement:
+def skill(evidence: Evidence) -> Measurement:
+    results = evidence.results
     report = skill_report(results, SKILL_METRIC)
     if report is None:
         return Measurement(None, 0, f"{SKILL_METRIC} skill", detail=NOTHING_SCORED)
@@ -67,7 +77,8 @@ def skill(results: Sequence[ProbeResult]) -> Measurement:
     return Measurement(report.skill, report.n, label, (report.ci_low, report.ci_high), _errors_note(results))
 
 
-def echo_rate(results: Sequence[ProbeResult]) -> Measurement:
+def echo_rate(evidence: Evidence) -> Measurement:
+    results = evidence.results
     echoes, n = echo_count(results)
     if not n:
         return Measurement(None, 0, "echo rate", detail=NOTHING_SCORED)
@@ -81,7 +92,8 @@ def echo_rate(results: Sequence[ProbeResult]) -> Measurement:
     )
 
 
-def followup_rate(results: Sequence[ProbeResult]) -> Measurement:
+def followup_rate(evidence: Evidence) -> Measurement:
+    results = evidence.results
     labelled = [r.label for r in results if r.ok and r.label is not None]
     unjudged = sum(1 for r in results if r.ok and r.unjudged)
     if not labelled:
@@ -98,20 +110,34 @@ def followup_rate(results: Sequence[ProbeResult]) -> Measurement:
     )
 
 
+def grounding_gap(evidence: Evidence) -> Measurement:
+    from utg_pytest.controls import grounding_gaps
+
+    label = "semantic grounding gap (real minus shuffled assistant turn)"
+    found = next((g for g in grounding_gaps(evidence.results, evidence.perturbed) if g.metric == "semantic"), None)
+    if found is None:
+        return Measurement(None, 0, label, detail="no probe has a prediction under both contexts")
+    detail = f"similarity to the real turn {found.real:.3f} with the real context, {found.perturbed:.3f} shuffled"
+    return Measurement(found.gap, found.n, label, (found.ci_low, found.ci_high), detail)
+
+
 def run_gates(settings: Settings) -> list[Gate]:
-    return [
+    found = [
         Gate("semantic_similarity", "--utg-min-similarity", ">=", settings.min_similarity, mean_similarity("semantic")),
         Gate("lexical_similarity", "--utg-min-lexical", ">=", settings.min_lexical, mean_similarity("lexical")),
         Gate("skill", "--utg-min-skill", ">", settings.min_skill, skill),
         Gate("echo_rate", "--utg-max-echo-rate", "<=", settings.max_echo_rate, echo_rate),
         Gate("followup_rate", "--utg-min-followup-rate", ">=", settings.min_followup_rate, followup_rate),
     ]
+    if settings.control == "shuffle":
+        found.append(Gate("grounding_gap", "--utg-min-grounding-gap", ">", settings.min_grounding_gap, grounding_gap))
+    return found
 
 
-def evaluate(gate: Gate, results: Sequence[ProbeResult], gate_on: str = "point") -> GateVerdict:
+def evaluate(gate: Gate, evidence: Evidence, gate_on: str = "point") -> GateVerdict:
     """A gate with nothing to measure fails: no evidence is not a pass. With `gate_on` "lower", a gate that has an
     interval must pass on its conservative bound: the lower one for a minimum, the upper one for a maximum."""
-    measured = gate.measure(results)
+    measured = gate.measure(evidence)
     low, high = measured.ci if measured.ci else (None, None)
     basis, compared = "point", measured.value
     if gate_on == "lower" and measured.ci is not None:

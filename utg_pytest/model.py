@@ -55,6 +55,13 @@ class Probe:
     context: tuple[Message, ...]
     target: str
     thresholds: dict[str, float] = field(default_factory=dict)
+    judged_against: tuple[Message, ...] | None = None
+    """The context a prediction is labelled against when it differs from `context`: the real one, for a probe whose
+    context was perturbed as a control."""
+
+    @property
+    def label_context(self) -> tuple[Message, ...]:
+        return self.judged_against if self.judged_against is not None else self.context
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help=option.help,
             )
         else:
-            default = "" if option.default is None else f" (default: {option.default})"
+            default = "" if option.default in (None, ()) else f" (default: {option.default})"
             group.addoption(
                 option.cli,
                 type=option.convert,
@@ -162,6 +162,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     suite = _suite(config)
     if suite is None or (not suite.probes and not suite.errors):
         return
+    from utg_pytest.controls import grounding_gaps
     from utg_pytest.report import terminal
 
     lines = terminal.summary(
@@ -174,6 +175,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         results=suite.results(),
         verdicts=suite.verdicts() if suite.results() else [],
         failure=suite.failure,
+        sweep=suite.sweep_rows(),
+        gaps=grounding_gaps(suite.results(), suite.perturbed) if suite.perturbed else [],
     )
     if config.get_verbosity() < 0:
         lines = [line for line in lines if line.startswith(("PASS", "FAIL", "ERROR"))]

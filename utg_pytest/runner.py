@@ -38,6 +38,7 @@ class Status:
     total: int
     errors: int
     cached: int
+    stage: str = "predictions"
 
 
 Progress = Callable[[Status], None]
@@ -234,7 +235,7 @@ async def judge_all(
     slots = asyncio.Semaphore(settings.concurrency)
 
     async def one(probe: Probe, prediction: str) -> Judged:
-        key = judgement_key(identity, probe.context, prediction)
+        key = judgement_key(identity, probe.label_context, prediction)
         hit = cache.get(key) if cache is not None and settings.cache_mode in ("use", "replay") else None
         if hit is not None:
             return Judged(parse_judgement(hit[0]), None, hit[0])
@@ -244,7 +245,7 @@ async def judge_all(
             started = await backend.get()
             if started is None:
                 return Judged(None, f"judge {backend.failure}")
-            judged = await judge_one(started, probe.context, prediction, settings.retries, settings.seed)
+            judged = await judge_one(started, probe.label_context, prediction, settings.retries, settings.seed)
         if cache is not None and judged.judgement is not None and judged.raw is not None:
             cache.put(key, judged.raw, Generation(judged.raw))
         return judged
@@ -275,7 +276,7 @@ def run_probes(
         for probe in probes:
             yield probe.target
             yield from references[probe.id].values()
-            yield from context_texts(probe.context[-LABEL_CONTEXT:])
+            yield from context_texts(probe.label_context[-LABEL_CONTEXT:])
 
     if backend.remote:
         vectors.start()
@@ -315,7 +316,7 @@ def run_probes(
         echo = echo_score(prediction, last_text(probe, "assistant") or "")
         labels = _labels(verdict, settings) if settings.llm_judge else {}
         if not labels:
-            label = classify(prediction, probe.context[-LABEL_CONTEXT:], semantic)
+            label = classify(prediction, probe.label_context[-LABEL_CONTEXT:], semantic)
             labels = {"label": label.label, "label_reason": label.reason}
         results.append(
             ProbeResult(

@@ -21,6 +21,7 @@ PROBE_MODES: tuple[str, ...] = ("all", "last")
 CACHE_MODES: tuple[str, ...] = ("use", "refresh", "replay", "off")
 GATE_BASES: tuple[str, ...] = ("point", "lower")
 JUDGES: tuple[str, ...] = ("auto", "heuristic", "llm")
+CONTROLS: tuple[str, ...] = ("none", "shuffle")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -68,6 +69,14 @@ def _boolean(value: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"{value!r} is not a boolean (true/false)")
+
+
+def _temperatures(value: str) -> tuple[float, ...]:
+    convert = _float_in(0.0, 2.0)
+    found = tuple(dict.fromkeys(convert(part.strip()) for part in value.split(",") if part.strip()))
+    if not found:
+        raise argparse.ArgumentTypeError("needs at least one temperature, e.g. 0,0.7,1.0")
+    return found
 
 
 def _text(value: str) -> str:
@@ -222,6 +231,28 @@ OPTIONS: tuple[Option, ...] = (
         "point",
     ),
     Option(
+        "temperatures",
+        "also generate at each of these temperatures and print the follow-up rate per temperature",
+        _temperatures,
+        (),
+        metavar="T,T,...",
+    ),
+    Option(
+        "control",
+        "shuffle: re-run a sample of probes with the assistant's last message taken from another conversation and "
+        "report the grounding gap",
+        _choice(*CONTROLS),
+        "none",
+    ),
+    Option("control_probes", "probes in the shuffle control sample", _int_at_least(1), 50, metavar="N"),
+    Option(
+        "min_grounding_gap",
+        "gate (with --utg-control shuffle): semantic similarity with the real context minus with the shuffled one "
+        "must be above this",
+        _float_in(-1.0, 1.0),
+        0.0,
+    ),
+    Option(
         "judge",
         "who labels predictions: the heuristic classifier, an LLM judge, or auto (the LLM judge when "
         "--utg-judge-base-url is set)",
@@ -292,6 +323,10 @@ class Settings:
     max_echo_rate: float = 0.10
     min_followup_rate: float = 0.0
     gate_on: str = "point"
+    temperatures: tuple[float, ...] = ()
+    control: str = "none"
+    control_probes: int = 50
+    min_grounding_gap: float = 0.0
     judge: str = "auto"
     judge_base_url: str | None = None
     judge_model: str | None = None

@@ -6,10 +6,12 @@ The pytest plugin drives this object; so can a script or a benchmark.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from utg_pytest import gates, ingest
+from utg_pytest.controls import SweepRow, shuffle_probes, sweep_row
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
 from utg_pytest.probes import build_probes
 from utg_pytest.report import results as report_results
@@ -38,6 +40,10 @@ class Suite:
         self._generated = False
         self._verdicts: list[GateVerdict] | None = None
         self.backend_identity: str | None = None
+        self.sweep: dict[float, list[ProbeResult]] = {}
+        """Results at each extra --utg-temperatures value."""
+        self.perturbed: list[ProbeResult] = []
+        """Results of the shuffle control's perturbed probes."""
 
     def load(self) -> None:
         rootdir = Path(self.settings.rootdir)
@@ -83,7 +89,6 @@ class Suite:
         from utg_pytest.generate import cache_fingerprint, cache_identity, describe, open_backend
 
         settings = self.settings
-        backend = LazyBackend(lambda: open_backend(settings), remote=settings.base_url is not None)
         embedder = Embedder(settings.embedding_model)
         policy = None
         store = None
@@ -100,17 +105,38 @@ class Suite:
             except Exception as exc:  # an unusable model file or cache fails every probe with one message
                 self._fail_all(f"{stage}: {type(exc).__name__}: {exc}")
                 return
+
+        def run(probes: list[Probe], run_settings: Settings, stage: str) -> list[ProbeResult]:
+            backend = LazyBackend(lambda: open_backend(run_settings), remote=run_settings.base_url is not None)
+            staged = (lambda status: progress(replace(status, stage=stage))) if progress else None
+            found = run_probes(probes, backend, run_settings, TextVectors(embedder, store), staged, self.probes, policy)
+            self._failure = self._failure or backend.failure
+            self.backend_identity = self.backend_identity or backend.identity
+            return found
+
         try:
-            vectors = TextVectors(embedder, store)
-            for result in run_probes(self._selected, backend, settings, vectors, progress, self.probes, policy):
+            for result in run(self._selected, settings, "predictions"):
                 self._results[result.probe_id] = result
+            for temperature in settings.temperatures:
+                if temperature != settings.temperature:
+                    swept = replace(settings, temperature=temperature)
+                    self.sweep[temperature] = run(self._selected, swept, f"predictions at temperature {temperature:g}")
+            if settings.control == "shuffle":
+                shuffled = shuffle_probes(self._selected, self.probes, settings.sample_seed, settings.control_probes)
+                self.perturbed = run(shuffled, settings, "shuffle-control predictions")
         finally:
             if policy is not None:
                 policy.cache.close()
             if store is not None:
                 store.close()
-        self._failure = backend.failure
-        self.backend_identity = backend.identity or describe(settings)
+        self.backend_identity = self.backend_identity or describe(settings)
+
+    def sweep_rows(self) -> list[SweepRow]:
+        """The temperature sweep, the run's own temperature included, in increasing temperature."""
+        if not self.sweep:
+            return []
+        rows = {self.settings.temperature: self.results(), **self.sweep}
+        return [sweep_row(t, rows[t]) for t in sorted(rows)]
 
     def plan(self) -> list[tuple[int, int]]:
         """For --utg-dry-run: (estimated prompt tokens, max completion tokens) of each request a run would make. The
@@ -151,6 +177,10 @@ class Suite:
 
     def records(self) -> list[dict[str, Any]]:
         """Every selected probe that ran, as a results-file record."""
+        from utg_pytest.controls import SHUFFLED_SUFFIX
+
+        swept = {t: {r.probe_id: r for r in results} for t, results in self.sweep.items()}
+        shuffled = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in self.perturbed}
         records = []
         for probe in self._selected:
             result = self._results.get(probe.id)
@@ -158,8 +188,18 @@ class Suite:
                 continue
             thresholds = self.thresholds(probe)
             passed = not gates.probe_shortfalls(result, thresholds) if result.ok else None
+            sweep = {t: by_id[probe.id] for t, by_id in swept.items() if probe.id in by_id}
             records.append(
-                report_results.record(probe, result, thresholds, passed, self.settings, self.backend_identity)
+                report_results.record(
+                    probe,
+                    result,
+                    thresholds,
+                    passed,
+                    self.settings,
+                    self.backend_identity,
+                    sweep,
+                    shuffled.get(probe.id),
+                )
             )
         return records
 
@@ -176,8 +216,9 @@ class Suite:
         """Computed once, after generation: the results no longer change."""
         if self._verdicts is None:
             results = self.results()
+            evidence = gates.Evidence(results, self.perturbed)
             self._verdicts = [
-                gates.evaluate(gate, results, self.settings.gate_on) for gate in gates.run_gates(self.settings)
+                gates.evaluate(gate, evidence, self.settings.gate_on) for gate in gates.run_gates(self.settings)
             ]
         return self._verdicts
 

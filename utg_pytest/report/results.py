@@ -20,6 +20,8 @@ def record(
     passed: bool | None,
     settings: Settings,
     backend: str | None,
+    sweep: dict[float, ProbeResult] | None = None,
+    shuffled: ProbeResult | None = None,
 ) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -48,6 +50,8 @@ def record(
         "cached": result.cached,
         "latency_s": round(result.latency_s, 4),
         "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+        "sweep": {f"{t:g}": variant(r) for t, r in (sweep or {}).items()},
+        "shuffled": variant(shuffled) if shuffled is not None else None,
         "model": {
             "backend": backend,
             "prompt": settings.prompt,
@@ -55,6 +59,17 @@ def record(
             "max_tokens": settings.max_tokens,
             "seed": settings.seed,
         },
+    }
+
+
+def variant(result: ProbeResult) -> dict[str, Any]:
+    """The same probe generated under other conditions (another temperature, a perturbed context), briefly."""
+    return {
+        "prediction": result.prediction,
+        "error": result.error,
+        "scores": dict(result.scores),
+        "label": result.label,
+        "plausibility": result.plausibility,
     }
 
 

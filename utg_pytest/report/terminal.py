@@ -15,6 +15,7 @@ from utg_pytest.scoring.skill import echo_count, skill_report
 from utg_pytest.settings import Settings
 
 if TYPE_CHECKING:
+    from utg_pytest.controls import Gap, SweepRow
     from utg_pytest.runner import Status
 
 CONTEXT_TURNS_SHOWN = 3
@@ -90,7 +91,7 @@ def progress_line(status: Status, elapsed_s: float) -> str:
     left = status.total - status.done
     eta = f"ETA {_duration(left / rate)}" if rate > 0 and left else f"in {_duration(elapsed_s)}"
     return (
-        f"utg: {status.done}/{status.total} predictions | {rate:.1f}/s | {eta} | {status.errors} error(s) | "
+        f"utg: {status.done}/{status.total} {status.stage} | {rate:.1f}/s | {eta} | {status.errors} error(s) | "
         f"{status.cached} cached"
     )
 
@@ -149,6 +150,8 @@ def summary(
     results: Sequence[ProbeResult],
     verdicts: Sequence[GateVerdict],
     failure: str | None,
+    sweep: Sequence[SweepRow] = (),
+    gaps: Sequence[Gap] = (),
 ) -> list[str]:
     lines = [
         f"{probes} probes from {files} log file(s), {selected} selected; "
@@ -176,6 +179,8 @@ def summary(
             lines.append(f"  {metric:<9} {_distribution(values)}")
     lines += _references(scored)
     lines += plausibility_lines(scored)
+    lines += sweep_lines(sweep)
+    lines += gap_lines(gaps)
     lines += [gate_line(v) for v in verdicts]
     return lines
 
@@ -198,6 +203,42 @@ def plausibility_lines(scored: Sequence[ProbeResult]) -> list[str]:
         lines.append(f"    mean plausibility {stats.mean(ratings):.2f} of 5 over {len(ratings)} judged prediction(s)")
     if unjudged:
         lines.append(f"    {len(unjudged)} prediction(s) unjudged (left out of the rate), e.g. {unjudged[0].unjudged}")
+    return lines
+
+
+def sweep_lines(rows: Sequence[SweepRow]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "temperature sweep (genuine follow-up rate with Wilson 95% interval):",
+        "  | temperature | follow-up rate [95% CI] | semantic | lexical | n | labels |",
+        "  |---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        rate = f"{row.followup:.3f} [{row.ci_low:.3f}..{row.ci_high:.3f}]" if row.followup is not None else "-"
+        semantic = f"{row.semantic:.3f}" if row.semantic is not None else "-"
+        lexical = f"{row.lexical:.3f}" if row.lexical is not None else "-"
+        labels = ", ".join(f"{label} {count}" for label, count in row.labels.items())
+        errors = f" ({row.errors} errors)" if row.errors else ""
+        lines.append(f"  | {row.temperature:g} | {rate} | {semantic} | {lexical} | {row.n}{errors} | {labels} |")
+    return lines
+
+
+def gap_lines(gaps: Sequence[Gap]) -> list[str]:
+    if not gaps:
+        return []
+    names = {"semantic": "semantic similarity", "lexical": "lexical similarity", "followup": "follow-up rate"}
+    lines = [f"grounding gap (shuffle control on {gaps[0].n} probes: real minus shuffled assistant turn, 95% CI):"]
+    for gap in gaps:
+        lines.append(
+            f"  {names[gap.metric]:<20} real {gap.real:.3f}  shuffled {gap.perturbed:.3f}  "
+            f"gap {gap.gap:+.3f} [{gap.ci_low:+.3f}..{gap.ci_high:+.3f}]" + ("" if gap.significant else "  (not > 0)")
+        )
+    if not any(gap.significant for gap in gaps):
+        lines.append(
+            "  no gap is significantly above zero: swapping the assistant's turn does not move the predictions, so "
+            "these probes cannot see the model's interaction awareness"
+        )
     return lines
 
 

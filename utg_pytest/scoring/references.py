@@ -24,27 +24,34 @@ def last_text(probe: Probe, role: str) -> str | None:
     return next((m.text for m in reversed(probe.context) if m.role == role), None)
 
 
-def _rank(seed: int, probe: Probe) -> str:
-    return hashlib.sha256(f"floor\x00{seed}\x00{probe.id}".encode()).hexdigest()
+def _rank(salt: str, seed: int, probe: Probe) -> str:
+    return hashlib.sha256(f"{salt}\x00{seed}\x00{probe.id}".encode()).hexdigest()
 
 
-def floor_texts(probes: Sequence[Probe], seed: int = 0, pool: Sequence[Probe] | None = None) -> dict[str, str]:
-    """Each probe gets the target of the next probe of `pool` (default: `probes`), in a seeded order, that belongs to
-    another conversation.
+def donors(
+    probes: Sequence[Probe], seed: int = 0, pool: Sequence[Probe] | None = None, salt: str = "floor"
+) -> dict[str, Probe]:
+    """Each probe gets the next probe of `pool` (default: `probes`), in a seeded order, that belongs to another
+    conversation. The order depends only on probe ids, so selecting fewer probes does not change a probe's donor.
 
-    With a single conversation in the pool there is no floor: there is no other conversation to borrow from.
+    With a single conversation in the pool there is no donor: there is no other conversation to borrow from.
     """
-    order = sorted({p.id: p for p in [*(pool or ()), *probes]}.values(), key=lambda p: _rank(seed, p))
+    order = sorted({p.id: p for p in [*(pool or ()), *probes]}.values(), key=lambda p: _rank(salt, seed, p))
     position = {p.id: i for i, p in enumerate(order)}
-    assigned: dict[str, str] = {}
+    assigned: dict[str, Probe] = {}
     for probe in probes:
         index = position[probe.id]
         for step in range(1, len(order)):
             other = order[(index + step) % len(order)]
             if (other.source, other.conversation_id) != (probe.source, probe.conversation_id):
-                assigned[probe.id] = other.target
+                assigned[probe.id] = other
                 break
     return assigned
+
+
+def floor_texts(probes: Sequence[Probe], seed: int = 0, pool: Sequence[Probe] | None = None) -> dict[str, str]:
+    """The floor reference: the real user turn of a donor probe from another conversation."""
+    return {probe_id: donor.target for probe_id, donor in donors(probes, seed, pool).items()}
 
 
 def reference_texts(

@@ -93,21 +93,33 @@ def echo_rate(evidence: Evidence) -> Measurement:
 
 
 def followup_rate(evidence: Evidence) -> Measurement:
-    results = evidence.results
-    labelled = [r.label for r in results if r.ok and r.label is not None]
-    unjudged = sum(1 for r in results if r.ok and r.unjudged)
-    if not labelled:
+    """Share of labelled predictions that are genuine follow-ups. With one sample per probe the interval is Wilson's;
+    with several, samples of one probe are not independent, so the rate is the mean of per-probe shares and its
+    interval a bootstrap over probes."""
+    results = [r for r in evidence.results if r.ok]
+    label = "genuine follow-up rate"
+    unjudged = sum(1 for r in results if not _labelled(r))
+    shares = [_genuine_share(r) for r in results if _labelled(r)]
+    if not shares:
         detail = f"no prediction was labelled ({unjudged} unjudged)" if unjudged else NOTHING_SCORED
-        return Measurement(None, 0, "genuine follow-up rate", detail=detail)
-    genuine = labelled.count(GENUINE)
-    detail = f"{genuine} genuine follow-up(s)" + (f", {unjudged} unjudged excluded" if unjudged else "")
-    return Measurement(
-        genuine / len(labelled),
-        len(labelled),
-        "genuine follow-up rate",
-        stats.wilson_interval(genuine, len(labelled)),
-        detail="; ".join(filter(None, [detail, _errors_note(results)])),
-    )
+        return Measurement(None, 0, label, detail=detail)
+    notes = [_errors_note(evidence.results)] + ([f"{unjudged} unjudged excluded"] if unjudged else [])
+    if any(r.samples for r in results):
+        rate = stats.mean(shares)
+        detail = "; ".join(filter(None, ["mean over probes of the genuine share of their samples", *notes]))
+        return Measurement(rate, len(shares), label, stats.bootstrap_mean_ci(shares), detail)
+    genuine = round(sum(shares))
+    detail = "; ".join(filter(None, [f"{genuine} genuine follow-up(s)", *notes]))
+    return Measurement(genuine / len(shares), len(shares), label, stats.wilson_interval(genuine, len(shares)), detail)
+
+
+def _labelled(result: ProbeResult) -> bool:
+    return any(s.label is not None for s in result.samples) if result.samples else result.label is not None
+
+
+def _genuine_share(result: ProbeResult) -> float:
+    labels = [s.label for s in result.samples if s.ok and s.label is not None] if result.samples else [result.label]
+    return labels.count(GENUINE) / len(labels)
 
 
 def grounding_gap(evidence: Evidence) -> Measurement:
@@ -169,10 +181,23 @@ def probe_thresholds(probe: Probe, settings: Settings) -> dict[str, float]:
     return {PROBE_THRESHOLD_METRIC[key]: value for key, value in merged.items()}
 
 
-def probe_shortfalls(result: ProbeResult, thresholds: dict[str, float]) -> list[str]:
-    """One line per metric below its per-probe minimum; empty when the probe passes."""
+def _shortfalls(scores: dict[str, float], thresholds: dict[str, float]) -> list[str]:
     return [
-        f"{metric} similarity {result.scores[metric]:.3f} < {minimum:.3f}"
+        f"{metric} similarity {scores[metric]:.3f} < {minimum:.3f}"
         for metric, minimum in thresholds.items()
-        if result.scores[metric] < minimum
+        if scores[metric] < minimum
     ]
+
+
+def probe_shortfalls(result: ProbeResult, thresholds: dict[str, float], min_pass_rate: float = 0.5) -> list[str]:
+    """Why the probe fails its per-probe thresholds; empty when it passes. With several samples, the probe passes when
+    at least `min_pass_rate` of the samples that produced a prediction meet every threshold."""
+    if not result.samples:
+        return _shortfalls(result.scores, thresholds)
+    done = [s for s in result.samples if s.ok]
+    if not thresholds or not done:
+        return []
+    passing = sum(1 for s in done if not _shortfalls(s.scores, thresholds))
+    if passing / len(done) >= min_pass_rate:
+        return []
+    return [f"{passing}/{len(done)} samples met the per-probe thresholds; at least {min_pass_rate:.0%} must"]

@@ -68,7 +68,7 @@ class ProbeItem(pytest.Item):
         thresholds = suite.thresholds(self.probe)
         for metric, value in result.scores.items():
             self.user_properties.append((f"utg_{metric}", round(value, 4)))
-        shortfalls = gates.probe_shortfalls(result, thresholds)
+        shortfalls = gates.probe_shortfalls(result, thresholds, suite.settings.min_probe_pass_rate)
         if shortfalls:
             pytest.fail(terminal.probe_failure(self.probe, result, thresholds, shortfalls), pytrace=False)
 

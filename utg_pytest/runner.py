@@ -19,17 +19,14 @@ from utg_pytest.cost import Budget, BudgetExhausted, Usage, estimate_prompt_toke
 from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
-from utg_pytest.scoring import similarity
-from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
 from utg_pytest.scoring.embeddings import TextVectors
 from utg_pytest.scoring.judge import Judged, judge_one, judgement_key, parse_judgement
-from utg_pytest.scoring.labels import classify, context_texts
-from utg_pytest.scoring.references import last_text, reference_texts
+from utg_pytest.scoring.labels import context_texts
+from utg_pytest.scoring.outcomes import LABEL_CONTEXT, combine_samples, score_sample
+from utg_pytest.scoring.references import reference_texts
 from utg_pytest.settings import Settings
 
 RETRY_DELAY_S = 0.5
-LABEL_CONTEXT = 6
-"""Messages of context the plausibility classifier looks at: the recent exchange a follow-up reacts to."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +88,9 @@ class CachePolicy:
     identity: str
     fingerprint: str
 
-    def key(self, probe: Probe, settings: Settings) -> str:
+    def key(self, probe: Probe, settings: Settings, sample: int = 0) -> str:
         sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
-        return generation_key(self.identity, settings.prompt, self.fingerprint, probe, sampling)
+        return generation_key(self.identity, settings.prompt, self.fingerprint, probe, sampling, sample)
 
 
 class Limits:
@@ -118,8 +115,16 @@ class Limits:
             await self._tpm.acquire(min(tokens, self._tpm_max))
 
 
-async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: Limits) -> Attempted:
-    sampling = Sampling(settings.temperature, settings.max_tokens, settings.seed)
+def sample_seed(settings: Settings, sample: int) -> int | None:
+    """Samples of a probe differ by seed, so repeated samples are not copies of one another (the embedded model would
+    otherwise always use its default seed) and each stays reproducible. The first sample keeps the configured seed."""
+    if settings.seed is None and sample == 0:
+        return None
+    return (settings.seed or 0) + sample
+
+
+async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: Limits, sample: int) -> Attempted:
+    sampling = Sampling(settings.temperature, settings.max_tokens, sample_seed(settings, sample))
     started = time.perf_counter()
     attempts = 0
     worst_case = 0
@@ -156,11 +161,13 @@ async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: 
             limits.budget.settle(worst_case, used)
 
 
-def _lookup(probe: Probe, settings: Settings, policy: CachePolicy | None) -> tuple[str | None, Attempted | None]:
-    """The cache key and, when the cache answers for this probe (a hit, or a miss in replay mode), the outcome."""
+def _lookup(
+    probe: Probe, settings: Settings, policy: CachePolicy | None, sample: int
+) -> tuple[str | None, Attempted | None]:
+    """The cache key and, when the cache answers for this sample (a hit, or a miss in replay mode), the outcome."""
     if policy is None:
         return None, None
-    key = policy.key(probe, settings)
+    key = policy.key(probe, settings, sample)
     hit = policy.cache.get(key) if policy.mode in ("use", "replay") else None
     if hit is not None:
         return key, Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
@@ -177,8 +184,10 @@ async def generate_all(
     progress: Progress | None = None,
     on_prediction: Callable[[str], None] | None = None,
 ) -> list[Attempted]:
-    """One outcome per probe, in order: answered from the cache where it can, the rest concurrently by the model."""
-    outcomes: list[Attempted | None] = [None] * len(probes)
+    """One outcome per sample of each probe (`settings.samples` per probe, probe after probe): answered from the cache
+    where it can, the rest concurrently by the model."""
+    total = len(probes) * settings.samples
+    outcomes: list[Attempted | None] = [None] * total
     counts = {"done": 0, "errors": 0, "cached": 0}
 
     def settled(index: int, outcome: Attempted) -> None:
@@ -189,17 +198,17 @@ async def generate_all(
         if outcome.prediction is not None and on_prediction is not None:
             on_prediction(outcome.prediction)
         if progress:
-            progress(Status(counts["done"], len(probes), counts["errors"], counts["cached"]))
+            progress(Status(counts["done"], total, counts["errors"], counts["cached"]))
 
     limits = Limits(settings)
 
-    async def miss(index: int, probe: Probe, key: str | None) -> None:
+    async def miss(index: int, probe: Probe, sample: int, key: str | None) -> None:
         async with limits.slots:
             started = await backend.get()
             if started is None:
                 outcome = Attempted(None, None, backend.failure, 0, 0.0)
             else:
-                outcome = await _generate(started, probe, settings, limits)
+                outcome = await _generate(started, probe, settings, limits, sample)
         if policy is not None and key is not None and outcome.generation is not None and outcome.prediction is not None:
             policy.cache.put(key, outcome.prediction, outcome.generation)
         settled(index, outcome)
@@ -208,12 +217,12 @@ async def generate_all(
     # Objects alive before the phase (the collected items, loaded modules) cannot become garbage during it; frozen,
     # the collector stops rescanning them between requests, which is measurable per-request CPU at high concurrency.
     gc.freeze()
-    for index, probe in enumerate(probes):
-        key, answered = _lookup(probe, settings, policy)
+    for index, (probe, sample) in enumerate((p, k) for p in probes for k in range(settings.samples)):
+        key, answered = _lookup(probe, settings, policy, sample)
         if answered is not None:
             settled(index, answered)
         else:
-            pending.append(miss(index, probe, key))
+            pending.append(miss(index, probe, sample, key))
     try:
         await asyncio.gather(*pending)
     finally:
@@ -283,74 +292,19 @@ def run_probes(
         vectors.add(known_texts())
     on_prediction = (lambda text: vectors.add([text])) if backend.remote else None
     attempted = asyncio.run(generate_all(probes, backend, settings, policy, progress, on_prediction))
-    judged: list[Judged | None] = [None] * len(probes)
+    sampled = [probe for probe in probes for _ in range(settings.samples)]
+    judged: list[Judged | None] = [None] * len(sampled)
     if settings.llm_judge:
         predictions = [outcome.prediction for outcome in attempted]
-        judged = asyncio.run(judge_all(probes, predictions, settings, policy.cache if policy else None))
+        judged = asyncio.run(judge_all(sampled, predictions, settings, policy.cache if policy else None))
     if not backend.remote:
         vectors.add(known_texts())
         vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)
     table = vectors.finish()
 
-    def semantic(a: str, b: str) -> float:
-        return similarity.semantic(a, b, table)
-
-    results = []
-    for probe, outcome, verdict in zip(probes, attempted, judged, strict=True):
-        generation, prediction = outcome.generation, outcome.prediction
-        scored_references = {name: _scores(text, probe.target, table) for name, text in references[probe.id].items()}
-        if generation is None or prediction is None:
-            results.append(
-                ProbeResult(
-                    probe.id,
-                    None,
-                    None,
-                    {},
-                    error=outcome.error,
-                    attempts=outcome.attempts,
-                    latency_s=outcome.latency_s,
-                    references=scored_references,
-                )
-            )
-            continue
-        echo = echo_score(prediction, last_text(probe, "assistant") or "")
-        labels = _labels(verdict, settings) if settings.llm_judge else {}
-        if not labels:
-            label = classify(prediction, probe.label_context[-LABEL_CONTEXT:], semantic)
-            labels = {"label": label.label, "label_reason": label.reason}
-        results.append(
-            ProbeResult(
-                probe.id,
-                prediction,
-                generation.text,
-                _scores(prediction, probe.target, table),
-                attempts=outcome.attempts,
-                latency_s=outcome.latency_s,
-                prompt_tokens=generation.prompt_tokens,
-                completion_tokens=generation.completion_tokens,
-                references=scored_references,
-                echo_score=echo,
-                echo=echo >= ECHO_THRESHOLD,
-                cached=outcome.cached,
-                **labels,
-            )
-        )
-    return results
-
-
-def _labels(verdict: Judged | None, settings: Settings) -> dict[str, Any]:
-    judge = f"llm:{settings.judge_base_url or 'embedded'}#{settings.judge_model or ''}"
-    if verdict is None or verdict.judgement is None:
-        error = verdict.error if verdict is not None else "no judgement"
-        return {"label": None, "label_reason": "", "labelled_by": judge, "unjudged": error}
-    found = verdict.judgement
-    return {
-        "label": found.label,
-        "label_reason": found.reason,
-        "labelled_by": judge,
-        "plausibility": found.plausibility,
-    }
-
-
-def _scores(text: str, target: str, vectors: dict[str, Any]) -> dict[str, float]:
-    return {"semantic": similarity.semantic(text, target, vectors), "lexical": similarity.lexical(text, target)}
+    samples = settings.samples
+    scored = [
+        score_sample(probe, outcome, verdict, references[probe.id], table, settings)
+        for probe, outcome, verdict in zip(sampled, attempted, judged, strict=True)
+    ]
+    return [combine_samples(scored[i * samples : (i + 1) * samples]) for i in range(len(probes))]

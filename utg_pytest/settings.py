@@ -230,6 +230,13 @@ OPTIONS: tuple[Option, ...] = (
         _choice(*GATE_BASES),
         "point",
     ),
+    Option("samples", "predictions per probe", _int_at_least(1), 1, metavar="K"),
+    Option(
+        "min_probe_pass_rate",
+        "with per-probe thresholds and several samples: share of a probe's samples that must meet them",
+        _float_in(0.0, 1.0),
+        0.5,
+    ),
     Option(
         "temperatures",
         "also generate at each of these temperatures and print the follow-up rate per temperature",
@@ -323,6 +330,8 @@ class Settings:
     max_echo_rate: float = 0.10
     min_followup_rate: float = 0.0
     gate_on: str = "point"
+    samples: int = 1
+    min_probe_pass_rate: float = 0.5
     temperatures: tuple[float, ...] = ()
     control: str = "none"
     control_probes: int = 50

@@ -160,7 +160,8 @@ class Suite:
             return [
                 (estimate_prompt_tokens(build_request(probe, settings.prompt, template)), settings.max_tokens)
                 for probe in self._selected
-                if policy is None or policy.cache.get(policy.key(probe, settings)) is None
+                for sample in range(settings.samples)
+                if policy is None or policy.cache.get(policy.key(probe, settings, sample)) is None
             ]
         finally:
             if cache is not None:
@@ -187,7 +188,9 @@ class Suite:
             if result is None:
                 continue
             thresholds = self.thresholds(probe)
-            passed = not gates.probe_shortfalls(result, thresholds) if result.ok else None
+            passed = (
+                not gates.probe_shortfalls(result, thresholds, self.settings.min_probe_pass_rate) if result.ok else None
+            )
             sweep = {t: by_id[probe.id] for t, by_id in swept.items() if probe.id in by_id}
             records.append(
                 report_results.record(

@@ -1,0 +1,125 @@
+"""From generations to scored results: similarity to the real turn, echo, plausibility label, and the combination
+of a probe's samples into one result.
+
+With several samples per probe, the probe's scores are the means over its samples that produced a prediction, its
+label the most frequent label, and every sample is kept on the result; a probe fails with an error only when no
+sample produced a prediction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from utg_pytest import stats
+from utg_pytest.model import Probe, ProbeResult
+from utg_pytest.scoring import similarity
+from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
+from utg_pytest.scoring.labels import classify
+from utg_pytest.scoring.references import last_text
+from utg_pytest.settings import Settings
+
+if TYPE_CHECKING:
+    from utg_pytest.runner import Attempted
+    from utg_pytest.scoring.judge import Judged
+
+LABEL_CONTEXT = 6
+"""Messages of context the plausibility classifier looks at: the recent exchange a follow-up reacts to."""
+
+
+def scores(text: str, target: str, vectors: Mapping[str, Any]) -> dict[str, float]:
+    return {"semantic": similarity.semantic(text, target, vectors), "lexical": similarity.lexical(text, target)}
+
+
+def judge_labels(verdict: Judged | None, settings: Settings) -> dict[str, Any]:
+    judge = f"llm:{settings.judge_base_url or 'embedded'}#{settings.judge_model or ''}"
+    if verdict is None or verdict.judgement is None:
+        error = verdict.error if verdict is not None else "no judgement"
+        return {"label": None, "label_reason": "", "labelled_by": judge, "unjudged": error}
+    found = verdict.judgement
+    return {
+        "label": found.label,
+        "label_reason": found.reason,
+        "labelled_by": judge,
+        "plausibility": found.plausibility,
+    }
+
+
+def score_sample(
+    probe: Probe,
+    outcome: Attempted,
+    verdict: Judged | None,
+    references: Mapping[str, str],
+    vectors: Mapping[str, Any],
+    settings: Settings,
+) -> ProbeResult:
+    """One generation of a probe, scored like every other: the reference predictors' scores ride along so each
+    result can be compared with them on its own."""
+    scored_references = {name: scores(text, probe.target, vectors) for name, text in references.items()}
+    generation, prediction = outcome.generation, outcome.prediction
+    if generation is None or prediction is None:
+        return ProbeResult(
+            probe.id,
+            None,
+            None,
+            {},
+            error=outcome.error,
+            attempts=outcome.attempts,
+            latency_s=outcome.latency_s,
+            references=scored_references,
+        )
+    echo = echo_score(prediction, last_text(probe, "assistant") or "")
+    labels = judge_labels(verdict, settings) if settings.llm_judge else {}
+    if not labels:
+        label = classify(
+            prediction, probe.label_context[-LABEL_CONTEXT:], lambda a, b: similarity.semantic(a, b, vectors)
+        )
+        labels = {"label": label.label, "label_reason": label.reason}
+    return ProbeResult(
+        probe.id,
+        prediction,
+        generation.text,
+        scores(prediction, probe.target, vectors),
+        attempts=outcome.attempts,
+        latency_s=outcome.latency_s,
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        references=scored_references,
+        echo_score=echo,
+        echo=echo >= ECHO_THRESHOLD,
+        cached=outcome.cached,
+        **labels,
+    )
+
+
+def combine_samples(samples: Sequence[ProbeResult]) -> ProbeResult:
+    if len(samples) == 1:
+        return samples[0]
+    done = [s for s in samples if s.ok]
+    attempts = sum(s.attempts for s in samples)
+    latency = sum(s.latency_s for s in samples)
+    if not done:
+        return replace(samples[0], attempts=attempts, latency_s=latency, samples=tuple(samples))
+    first = done[0]
+    labels = Counter(s.label for s in done if s.label is not None)
+    label, count = labels.most_common(1)[0] if labels else (None, 0)
+    ratings = [s.plausibility for s in done if s.plausibility is not None]
+    echoes = [s.echo_score for s in done if s.echo_score is not None]
+    return replace(
+        first,
+        scores={metric: stats.mean([s.scores[metric] for s in done]) for metric in first.scores},
+        attempts=attempts,
+        latency_s=latency,
+        prompt_tokens=sum(s.prompt_tokens for s in done),
+        completion_tokens=sum(s.completion_tokens for s in done),
+        echo_score=stats.mean(echoes) if echoes else None,
+        echo=sum(s.echo for s in done) * 2 > len(done),
+        cached=all(s.cached for s in done),
+        label=label,
+        label_reason=f"most frequent label: {count} of {len(done)} samples" if label else "",
+        plausibility=round(stats.mean(ratings)) if ratings else None,
+        unjudged=None if label else first.unjudged,
+        samples=tuple(samples),
+    )

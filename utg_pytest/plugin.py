@@ -136,13 +136,18 @@ def _progress(reporter: pytest.TerminalReporter) -> Progress:
     from utg_pytest.report import terminal
 
     live = reporter.isatty()
-    started = time.monotonic()
-    last = [started]
+    stage_started: dict[str, float] = {}
+    last = [time.monotonic()]
+    # A stage (main run, each sweep temperature, the shuffle control) starts when the previous one's last prediction
+    # settled, or when generation began.
+    previous_event = [last[0]]
     cadence = "live" if live else f"every {PROGRESS_EVERY_S:g} s"
     reporter.write_line(f"utg: generating predictions ({cadence})")
 
     def progress(status: Status) -> None:
         now = time.monotonic()
+        started = stage_started.setdefault(status.stage, previous_event[0])
+        previous_event[0] = now
         final = status.done == status.total
         if not final and now - last[0] < (LIVE_EVERY_S if live else PROGRESS_EVERY_S):
             return

@@ -14,6 +14,11 @@ from typing import Any, ClassVar
 SECRET = "sk-test-0123456789abcdef-secret"
 
 
+def scripted(url: str) -> tuple[str, ...]:
+    """Options that point a run of the small log at a scripted server."""
+    return ("--utg-logs", "logs.jsonl", "--utg-base-url", url, "--utg-model", "scripted", "--utg-prompt", "roleswap")
+
+
 class ScriptedModel(BaseHTTPRequestHandler):
     """A loopback OpenAI-compatible server speaking real HTTP; subclasses script the generations."""
 

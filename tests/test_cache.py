@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import GATES, LOW_GATES, read_results
-from servers import SECRET, ParrotModel, serve
+from servers import SECRET, ParrotModel, scripted, serve
 
 from utg_pytest import generate
 from utg_pytest.cache import GenerationCache, generation_key
@@ -65,10 +65,6 @@ def test_entries_persist_across_connections(tmp_path: Path) -> None:
     assert second.get("k") == ("clean text", generation)
     assert second.get("missing") is None
     second.close()
-
-
-def scripted(url: str) -> tuple[str, ...]:
-    return ("--utg-logs", "logs.jsonl", "--utg-base-url", url, "--utg-model", "scripted", "--utg-prompt", "roleswap")
 
 
 def run(pytester: pytest.Pytester, url: str, *extra: str) -> pytest.RunResult:

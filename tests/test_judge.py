@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import FIXTURES, GATES, LOW_GATES, read_results
-from servers import ScriptedModel, chat_reply, serve
+from servers import ScriptedModel, chat_reply, scripted, serve
 
 from utg_pytest.generate import open_backend
 from utg_pytest.model import Message
@@ -144,14 +144,7 @@ def test_invalid_judge_answers_are_retried_then_reported_as_unjudged(
     out = pytester.path / "results.jsonl"
     with serve(GarbledJudge) as url:
         result = pytester.runpytest(
-            "--utg-logs",
-            "logs.jsonl",
-            "--utg-base-url",
-            url,
-            "--utg-model",
-            "scripted",
-            "--utg-prompt",
-            "roleswap",
+            *scripted(url),
             "--utg-judge-base-url",
             url,
             "--utg-judge-model",

@@ -7,26 +7,13 @@ from pathlib import Path
 
 import pytest
 from conftest import GATES, LOW_GATES, read_results
-from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, serve
+from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, scripted, serve
 
 PROBES = 5  # in the small_log fixture
 
 
 def run(pytester: pytest.Pytester, url: str, *extra: str) -> pytest.RunResult:
-    return pytester.runpytest(
-        "--utg-logs",
-        "logs.jsonl",
-        "--utg-base-url",
-        url,
-        "--utg-model",
-        "scripted",
-        "--utg-prompt",
-        "roleswap",
-        "--utg-cache-mode",
-        "off",
-        *LOW_GATES,
-        *extra,
-    )
+    return pytester.runpytest(*scripted(url), "--utg-cache-mode", "off", *LOW_GATES, *extra)
 
 
 @pytest.mark.parametrize("concurrency", [1, 5])

@@ -41,13 +41,17 @@ class Thresholds:
     copy: float = 0.80
     """Lexical similarity to the assistant's last message above which the prediction is a copy of it."""
     restated_lexical: float = 0.72
-    restated_semantic: float = 0.80
+    restated_semantic: float = 0.65
     """Similarity to an earlier user message above which the prediction restates it..."""
-    restated_margin: float = 0.05
+    restated_margin: float = 0.10
     """...provided it is at least this much closer to that message than to the assistant's reply."""
-    grounded: float = 0.22
-    """Semantic similarity to the assistant's last message (or, failing that, the conversation) below which the
-    prediction is unrelated to it."""
+    unrelated: float = 0.20
+    """Semantic similarity to every recent message below which the prediction is unrelated to the conversation."""
+    new_request: float = 0.25
+    """A question or request this far from the assistant's last message (and not close to the user's earlier turns)
+    asks something new rather than following up."""
+    explaining_words: int = 14
+    """A statement this long with no first person and no question reads as the assistant explaining."""
 
 
 def _vocabulary(words: str) -> frozenset[str]:
@@ -57,9 +61,15 @@ def _vocabulary(words: str) -> frozenset[str]:
 TEMPLATE_TOKENS = re.compile(r"<\|[a-z_]+\|>|\[/?INST\]|</?s>|<\|im_|<start_of_turn>|<end_of_turn>", re.IGNORECASE)
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-DANGLING = _vocabulary(
-    "the a an to of and or with for in on at my your is are was that but because if when which so then from by as "
-    "this these those it's i'm i"
+DANGLING = _vocabulary("the a an to of and or with for in on at my your that but because if when from by as")
+GRATITUDE = _vocabulary("thanks thank thx ty cheers bye goodbye gracias merci danke grazie obrigado adios adiós")
+TROUBLE = _vocabulary(
+    "but still not doesn't didn't don't can't won't isn't wasn't however except only error problem issue again wrong"
+)
+REQUEST_OPENERS = _vocabulary("how what what's where when which who why can could do does is are should would will may")
+INSTRUCTIONS = _vocabulary(
+    "try please turn make create upgrade leave use check go click open restart insert run add mix chill follow "
+    "contact install replace select enable disable update unplug plug hold press tap set call visit ensure remember"
 )
 CLOSING_WORDS = _vocabulary(
     """thanks thank you thx ty cheers bye goodbye ok okay k kk got it perfect great awesome cool nice alright all right
@@ -116,33 +126,61 @@ def degenerate_reason(text: str) -> str | None:
     vowelless = sum(1 for w in words if len(w) > 3 and not re.search(r"[aeiouyàâäéèêëîïôöùûüáíóúæøå]", w))
     if vowelless / len(words) > 0.4:
         return "not language"
-    if stripped[-1] not in ".!?)\"'…:;" and (words[-1] in DANGLING or stripped.endswith((",", "-"))):
-        return "stops mid-sentence"
+    if stripped[-1] not in ".!?)\"'…:;":
+        last = stripped.split()[-1].lower()
+        if last in DANGLING or stripped.endswith((",", "-")):
+            return "stops mid-sentence"
+        if len(last) >= 2 and any(w != last and w.startswith(last) for w in words[:-1]):
+            return "cut off mid-word"
     return None
 
 
 def is_closing(text: str) -> bool:
-    """Thanks, goodbye or a bare acknowledgement, with nothing asked and (almost) nothing said besides."""
-    if "?" in text:
+    """Thanks, goodbye or a bare acknowledgement, with nothing asked and (almost) nothing said besides: either every
+    word is a closing word, or a short message thanks and reports no trouble."""
+    if "?" in text or "¿" in text:
         return False
     words = _words(text)
     if not words or len(words) > 14:
         return False
     outside = [w for w in words if w not in CLOSING_WORDS]
-    return len(outside) <= (1 if len(words) >= 4 else 0)
+    if len(outside) <= (1 if len(words) >= 4 else 0):
+        return True
+    return len(words) <= 8 and bool(GRATITUDE & set(words)) and not TROUBLE & set(words) and not _has_digits(text)
 
 
-def assistant_style(text: str) -> str | None:
+def _has_digits(text: str) -> bool:
+    return any(c.isdigit() for c in text)
+
+
+SERVICE_ACTION = re.compile(
+    r"\b(i|we)('ve| have|'ll| will| can| could)( \w+){1,3} (you|your)\b|^\s*to \w+ (your|the|a|this)\b", re.IGNORECASE
+)
+
+
+def assistant_style(text: str, explaining_words: int = Thresholds.explaining_words) -> str | None:
     if ASSISTANT_OPENERS.search(text):
         return "opens like an assistant reply"
     if ASSISTANT_PHRASES.search(text):
         return "uses assistant phrasing"
+    if SERVICE_ACTION.search(text):
+        return "acts on the user's behalf, as a service agent would"
     words = _words(text)
     second = sum(w in SECOND_PERSON for w in words)
     first = sum(w in FIRST_PERSON for w in words)
-    if "?" not in text and second >= 2 and first == 0:
+    asks = "?" in text
+    if not asks and second >= 2 and first == 0:
         return "addresses the user as 'you' without asking anything"
+    if words and words[0] in INSTRUCTIONS and first == 0 and not asks and (second or len(words) >= 8):
+        return "gives the user instructions"
+    if not asks and first == 0 and len(words) >= explaining_words:
+        return "explains at length without speaking for itself"
     return None
+
+
+def asks_something(text: str) -> bool:
+    words = _words(text)
+    return "?" in text or bool(words and words[0] in REQUEST_OPENERS)
 
 
 def classify(
@@ -164,7 +202,11 @@ def classify(
         return Label(IDENTITY_DRIFT, f"copies the assistant's last message (lexical {to_assistant_lexical:.2f})")
     if is_closing(prediction):
         return Label(CLOSING, "thanks, goodbye or acknowledgement only")
+    style = assistant_style(prediction, thresholds.explaining_words)
+    if style:
+        return Label(IDENTITY_DRIFT, style)
     to_assistant = semantic(prediction, assistant) if assistant else 0.0
+    to_users = [semantic(prediction, earlier) for earlier in earlier_users]
     for earlier in reversed(earlier_users):
         restated_lexical = lexical(prediction, earlier)
         restated_semantic = semantic(prediction, earlier)
@@ -176,12 +218,16 @@ def classify(
                 RESTATEMENT,
                 f"restates an earlier user message (lexical {restated_lexical:.2f}, semantic {restated_semantic:.2f})",
             )
-    style = assistant_style(prediction)
-    if style:
-        return Label(IDENTITY_DRIFT, style)
     grounding = max([to_assistant, *(semantic(prediction, m.text) for m in context if m.text.strip())])
-    if grounding < thresholds.grounded:
+    if grounding < thresholds.unrelated:
         return Label(IRRELEVANT, f"unrelated to the conversation (best semantic similarity {grounding:.2f})")
+    closest_user = max(to_users, default=0.0)
+    if (
+        asks_something(prediction)
+        and to_assistant < thresholds.new_request
+        and closest_user < thresholds.restated_semantic
+    ):
+        return Label(IRRELEVANT, f"asks something new, not about the assistant's reply (semantic {to_assistant:.2f})")
     return Label(GENUINE, f"reacts to the assistant's last message (semantic {to_assistant:.2f})")
 
 

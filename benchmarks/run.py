@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-QUICK = ("throughput.py", "scoring.py", "startup.py", "ingestion.py")
+QUICK = ("throughput.py", "scoring.py", "startup.py", "ingestion.py", "labels.py")
 SLOW = ("strategies.py",)
 
 

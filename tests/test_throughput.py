@@ -3,11 +3,17 @@ Retry-After, the token budget, dry runs and progress lines."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import GATES, LOW_GATES, read_results
 from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, scripted, serve
+
+from utg_pytest.runner import Limits
+from utg_pytest.settings import Settings
 
 PROBES = 5  # in the small_log fixture
 
@@ -103,3 +109,23 @@ def test_progress_lines_report_rate_and_cache_hits(pytester: pytest.Pytester, sm
             "tokens: 50 prompt + 25 completion this run, est. cost 0.0001",
         ]
     )
+
+
+@pytest.mark.parametrize(("limit", "tokens"), [({"rpm": 4}, 1), ({"tpm": 400}, 100)])
+def test_rate_limits_hold_requests_past_the_allowance(limit: dict[str, int], tokens: int) -> None:
+    """The per-minute limits, on a 1-second period so the test is quick: the first four requests (or 400 tokens) pass
+    at once, the next ones wait for the bucket to drain."""
+
+    async def paced() -> tuple[float, float]:
+        limits = Limits(replace(Settings(), **limit), period_s=1.0)
+        started = time.monotonic()
+        for _ in range(4):
+            await limits.pace(tokens)
+        allowed = time.monotonic()
+        for _ in range(2):
+            await limits.pace(tokens)
+        return allowed - started, time.monotonic() - allowed
+
+    burst, held = asyncio.run(paced())
+    assert burst < 0.2
+    assert held >= 0.4

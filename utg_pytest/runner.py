@@ -96,7 +96,7 @@ class CachePolicy:
 class Limits:
     """What bounds calls to the model: requests in flight, requests and tokens per minute, and the token budget."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, period_s: float = 60.0) -> None:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.budget = Budget(settings.budget_tokens)
         self._rpm: Any = None
@@ -105,8 +105,8 @@ class Limits:
         if settings.rpm or settings.tpm:
             from aiolimiter import AsyncLimiter
 
-            self._rpm = AsyncLimiter(settings.rpm, 60.0) if settings.rpm else None
-            self._tpm = AsyncLimiter(settings.tpm, 60.0) if settings.tpm else None
+            self._rpm = AsyncLimiter(settings.rpm, period_s) if settings.rpm else None
+            self._tpm = AsyncLimiter(settings.tpm, period_s) if settings.tpm else None
 
     async def pace(self, tokens: int) -> None:
         if self._rpm is not None:

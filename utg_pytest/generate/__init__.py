@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +105,6 @@ async def open_backend(settings: Settings) -> Backend:
     else:
         from utg_pytest.generate.embedded import EmbeddedBackend
 
-        backend = await asyncio.to_thread(EmbeddedBackend, settings)
+        backend = await EmbeddedBackend.open(settings)
     await backend.start()
     return backend

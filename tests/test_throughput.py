@@ -129,3 +129,12 @@ def test_rate_limits_hold_requests_past_the_allowance(limit: dict[str, int], tok
     burst, held = asyncio.run(paced())
     assert burst < 0.2
     assert held >= 0.4
+
+
+def test_a_dry_run_counts_the_sweep_and_the_shuffle_control(pytester: pytest.Pytester, small_log: Path) -> None:
+    extra = ("--utg-temperatures", "0,1.0", "--utg-control", "shuffle", "--utg-samples", "2")
+    dry = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-dry-run", *extra)
+    assert dry.ret == pytest.ExitCode.OK
+    dry.stdout.fnmatch_lines(
+        ["utg dry run: 30 model request(s) would be made (cache hits excluded); nothing was called"]
+    )

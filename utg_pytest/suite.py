@@ -139,7 +139,8 @@ class Suite:
         return [sweep_row(t, rows[t]) for t in sorted(rows)]
 
     def plan(self) -> list[tuple[int, int]]:
-        """For --utg-dry-run: (estimated prompt tokens, max completion tokens) of each request a run would make. The
+        """For --utg-dry-run: (estimated prompt tokens, max completion tokens) of each request a run would make to
+        the model under test, sweep temperatures and the shuffle control included (LLM-judge calls are not). The
         cache is consulted, so hits are not counted; no model is loaded or called (the embedded model's own chat
         template is approximated by ChatML)."""
         from utg_pytest.cache import CACHE_FILE, GenerationCache
@@ -157,11 +158,18 @@ class Suite:
             if cache is not None:
                 identity = cache_identity(settings, cache.digest)
                 policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
+            runs = [(self._selected, settings)]
+            runs += [(self._selected, replace(settings, temperature=t)) for t in settings.temperatures]
+            if settings.control == "shuffle":
+                shuffled = shuffle_probes(self._selected, self.probes, settings.sample_seed, settings.control_probes)
+                runs.append((shuffled, settings))
             return [
                 (estimate_prompt_tokens(build_request(probe, settings.prompt, template)), settings.max_tokens)
-                for probe in self._selected
+                for probes, run in runs
+                if run is settings or run.temperature != settings.temperature
+                for probe in probes
                 for sample in range(settings.samples)
-                if policy is None or policy.cache.get(policy.key(probe, settings, sample)) is None
+                if policy is None or policy.cache.get(policy.key(probe, run, sample)) is None
             ]
         finally:
             if cache is not None:

@@ -138,3 +138,44 @@ def test_a_dry_run_counts_the_sweep_and_the_shuffle_control(pytester: pytest.Pyt
     dry.stdout.fnmatch_lines(
         ["utg dry run: 30 model request(s) would be made (cache hits excluded); nothing was called"]
     )
+
+
+class Terminal:
+    """Just enough of pytest's terminal reporter to watch the progress display."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.lines: list[str] = []
+        self.rewrites: list[str] = []
+        self.written: list[str] = []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write_line(self, line: str) -> None:
+        self.lines.append(line)
+
+    def rewrite(self, line: str) -> None:
+        self.rewrites.append(line)
+
+    def write(self, text: str) -> None:
+        self.written.append(text)
+
+
+def test_a_terminal_gets_one_line_rewritten_in_place_and_a_log_gets_periodic_lines() -> None:
+    from utg_pytest.plugin import _progress
+    from utg_pytest.runner import Status
+
+    tty, log = Terminal(True), Terminal(False)
+    for reporter in (tty, log):
+        show = _progress(reporter)  # type: ignore[arg-type]
+        for done in range(1, 101):
+            show(Status(done, 100, 0, done // 2))
+    assert tty.rewrites[-1].startswith("utg: 100/100 predictions |")
+    assert tty.rewrites[-1].endswith("| 0 error(s) | 50 cached")
+    assert tty.written == ["\n"]
+    assert tty.lines == ["utg: generating predictions (live)"]
+    assert log.rewrites == []
+    assert log.lines[0] == "utg: generating predictions (every 10 s)"
+    assert len(log.lines) == 2
+    assert log.lines[1].startswith("utg: 100/100 predictions |")

@@ -61,7 +61,17 @@ def _vocabulary(words: str) -> frozenset[str]:
 TEMPLATE_TOKENS = re.compile(r"<\|[a-z_]+\|>|\[/?INST\]|</?s>|<\|im_|<start_of_turn>|<end_of_turn>", re.IGNORECASE)
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
-DANGLING = _vocabulary("the a an to of and or with for in on at my your that but because if when from by as")
+DANGLING = _vocabulary("the a an of and or my your but because if")
+"""Words a finished message does not end on; prepositions are left out ("can't sign in", "what is it for")."""
+ANSWER_OPENERS = _vocabulary("yes yeah yep yup no nope nah sure ok okay sí si ja nein oui non maybe")
+ANSWER_PAIRS = frozenset(
+    ("not yet", "i think", "i guess", "i do", "i don't", "i have", "i haven't", "i did", "i didn't")
+)
+STOPWORDS = _vocabulary(
+    "the a an of and or my your but because if is are was were be been it its this that these those to in on at for "
+    "with from by as do does did have has had can could would should will what which when where who why how you i "
+    "we they he she me us them there here not no yes any some one all just also then than about into out up down"
+)
 GRATITUDE = _vocabulary("thanks thank thx ty cheers bye goodbye gracias merci danke grazie obrigado adios adiós")
 TROUBLE = _vocabulary(
     "but still not doesn't didn't don't can't won't isn't wasn't however except only error problem issue again wrong"
@@ -70,6 +80,10 @@ REQUEST_OPENERS = _vocabulary("how what what's where when which who why can coul
 INSTRUCTIONS = _vocabulary(
     "try please turn make create upgrade leave use check go click open restart insert run add mix chill follow "
     "contact install replace select enable disable update unplug plug hold press tap set call visit ensure remember"
+)
+CONDITIONAL_INSTRUCTION = re.compile(
+    r"^\s*(for|if|when|after|before|once|to)\b[^,.?]{0,80},\s*(" + "|".join(sorted(INSTRUCTIONS)) + r")\b",
+    re.IGNORECASE,
 )
 CLOSING_WORDS = _vocabulary(
     """thanks thank you thx ty cheers bye goodbye ok okay k kk got it perfect great awesome cool nice alright all right
@@ -118,7 +132,10 @@ def degenerate_reason(text: str) -> str | None:
     words = _words(stripped)
     if not words:
         return "no words"
-    if len(words) >= 6 and len(set(words)) / len(words) < 0.4:
+    tokens = stripped.lower().split()
+    if (len(words) >= 6 and len(set(words)) / len(words) < 0.4) or (
+        len(tokens) >= 6 and len(set(tokens)) / len(tokens) < 0.4
+    ):
         return "repetition loop"
     sentences = [s.strip().lower() for s in SENTENCE_SPLIT.split(stripped) if s.strip()]
     if len(sentences) >= 3 and len(set(sentences)) <= len(sentences) / 2:
@@ -130,7 +147,7 @@ def degenerate_reason(text: str) -> str | None:
         last = stripped.split()[-1].lower()
         if last in DANGLING or stripped.endswith((",", "-")):
             return "stops mid-sentence"
-        if len(last) >= 2 and any(w != last and w.startswith(last) for w in words[:-1]):
+        if len(words[-1]) >= 2 and any(w != words[-1] and w.startswith(words[-1]) for w in words[:-1]):
             return "cut off mid-word"
     return None
 
@@ -154,7 +171,9 @@ def _has_digits(text: str) -> bool:
 
 
 SERVICE_ACTION = re.compile(
-    r"\b(i|we)('ve| have|'ll| will| can| could)( \w+){1,3} (you|your)\b|^\s*to \w+ (your|the|a|this)\b", re.IGNORECASE
+    r"\b(i|we)('ve| have|'ll| will| can| could)( \w+){1,5} (you|your)\b|^\s*to \w+ (your|the|a|this)\b|"
+    r"\bwe (can|cannot|can't|will|'ll|are unable|do not|don't|offer|recommend)\b|^\s*unfortunately\b",
+    re.IGNORECASE,
 )
 
 
@@ -173,6 +192,8 @@ def assistant_style(text: str, explaining_words: int = Thresholds.explaining_wor
         return "addresses the user as 'you' without asking anything"
     if words and words[0] in INSTRUCTIONS and first == 0 and not asks and (second or len(words) >= 8):
         return "gives the user instructions"
+    if CONDITIONAL_INSTRUCTION.search(text) and first == 0 and not asks:
+        return "gives the user instructions"
     if not asks and first == 0 and len(words) >= explaining_words:
         return "explains at length without speaking for itself"
     return None
@@ -181,6 +202,24 @@ def assistant_style(text: str, explaining_words: int = Thresholds.explaining_wor
 def asks_something(text: str) -> bool:
     words = _words(text)
     return "?" in text or bool(words and words[0] in REQUEST_OPENERS)
+
+
+def answers_question(prediction: str, assistant: str) -> bool:
+    """The assistant asked something and the prediction opens with an answer to it ("yes, ...", "no, ...")."""
+    words = _words(prediction)
+    return "?" in assistant and bool(words) and (words[0] in ANSWER_OPENERS or " ".join(words[:2]) in ANSWER_PAIRS)
+
+
+def shares_specifics(prediction: str, assistant: str) -> bool:
+    """Numbers or content words of the assistant's message taken up by the prediction: a question about them is about
+    the reply, not a new request, however low the embedding similarity of a short text."""
+
+    def specifics(text: str) -> set[str]:
+        return {
+            t for t in re.findall(r"[\w.]+", text.lower()) if (t[0].isdigit() or len(t) >= 4) and t not in STOPWORDS
+        }
+
+    return bool(specifics(prediction) & specifics(assistant))
 
 
 def classify(
@@ -218,15 +257,14 @@ def classify(
                 RESTATEMENT,
                 f"restates an earlier user message (lexical {restated_lexical:.2f}, semantic {restated_semantic:.2f})",
             )
+    if answers_question(prediction, assistant):
+        return Label(GENUINE, "answers the question in the assistant's last message")
     grounding = max([to_assistant, *(semantic(prediction, m.text) for m in context if m.text.strip())])
     if grounding < thresholds.unrelated:
         return Label(IRRELEVANT, f"unrelated to the conversation (best semantic similarity {grounding:.2f})")
     closest_user = max(to_users, default=0.0)
-    if (
-        asks_something(prediction)
-        and to_assistant < thresholds.new_request
-        and closest_user < thresholds.restated_semantic
-    ):
+    new = to_assistant < thresholds.new_request and closest_user < thresholds.restated_semantic
+    if new and asks_something(prediction) and not shares_specifics(prediction, assistant):
         return Label(IRRELEVANT, f"asks something new, not about the assistant's reply (semantic {to_assistant:.2f})")
     return Label(GENUINE, f"reacts to the assistant's last message (semantic {to_assistant:.2f})")
 

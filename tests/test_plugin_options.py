@@ -82,3 +82,14 @@ def test_xdist_is_refused_rather_than_judging_gates_per_worker(pytester: pytest.
     result = pytester.runpytest("--utg-logs", str(small_log), "-n", "2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cannot split them across pytest-xdist workers: run it without -n/--dist*"])
+
+
+def test_readme_option_table_lists_every_option_with_its_default() -> None:
+    from conftest import ROOT
+
+    from utg_pytest.settings import OPTIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for option in OPTIONS:
+        default = "off" if option.flag else "" if option.default in (None, ()) else f"`{option.default}`"
+        assert f"| `{option.cli}` | `{option.ini}` | {default} |" in readme, option.cli

@@ -69,7 +69,13 @@ def test_the_judge_labels_every_prediction_through_a_real_server(
         assert record["labelled_by"] == f"llm:{llama_server}#"
         assert 1 <= record["plausibility"] <= 5
         assert record["label_reason"]
-    result.stdout.fnmatch_lines([f"  plausibility (llm:{llama_server}#): genuine follow-up rate *"])
+        assert record["usage"]["judge_tokens"] > 0
+    result.stdout.fnmatch_lines(
+        [
+            "tokens: * this run; LLM judge * tokens (not in the cost estimate or the budget)",
+            f"  plausibility (llm:{llama_server}#): genuine follow-up rate *",
+        ]
+    )
 
 
 @pytest.mark.slow

@@ -102,6 +102,8 @@ class ProbeResult:
     """The LLM judge's 1-5 rating."""
     unjudged: str | None = None
     """Why the LLM judge gave no valid verdict; such a probe is left out of the follow-up rate, not failed."""
+    judge_tokens: int = 0
+    """Tokens the LLM judge spent on this prediction in this run."""
     samples: tuple[ProbeResult, ...] = ()
     """With --utg-samples above 1, each sample's own result; this result then holds their means and majority label."""
 

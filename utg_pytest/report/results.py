@@ -49,7 +49,11 @@ def record(
         "attempts": result.attempts,
         "cached": result.cached,
         "latency_s": round(result.latency_s, 4),
-        "usage": {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens},
+        "usage": {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "judge_tokens": result.judge_tokens,
+        },
         "samples": [variant(s) for s in result.samples],
         "sweep": {f"{t:g}": variant(r) for t, r in (sweep or {}).items()},
         "shuffled": variant(shuffled) if shuffled is not None else None,

@@ -111,6 +111,9 @@ def usage_line(results: Sequence[ProbeResult], settings: Settings) -> str:
         line += f", est. cost {money:.4f}"
     if saved.total:
         line += f" ({saved.total} more replayed from the cache)"
+    judged = sum(r.judge_tokens for r in results)
+    if judged:
+        line += f"; LLM judge {judged} tokens (not in the cost estimate or the budget)"
     return line
 
 

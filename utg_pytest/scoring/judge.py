@@ -109,6 +109,8 @@ class Judged:
     judgement: Judgement | None
     error: str | None
     raw: str | None = None
+    tokens: int = 0
+    """Prompt plus completion tokens the judge spent on this verdict, every attempt included (0 from the cache)."""
 
 
 async def judge_one(
@@ -118,15 +120,17 @@ async def judge_one(
     request = judge_request(context, prediction)
     problem = ""
     raw = None
+    tokens = 0
     for attempt in range(retries + 1):
         sampling = Sampling(0.0 if attempt == 0 else RETRY_TEMPERATURE, MAX_TOKENS, (seed or 0) + attempt)
         try:
             generation, _ = await backend.generate(request, sampling)
         except Exception as exc:  # reported on the probe as unjudged
-            return Judged(None, backend.redact(f"judge request failed: {type(exc).__name__}: {exc}"))
+            return Judged(None, backend.redact(f"judge request failed: {type(exc).__name__}: {exc}"), tokens=tokens)
         raw = generation.text
+        tokens += generation.prompt_tokens + generation.completion_tokens
         try:
-            return Judged(parse_judgement(raw), None, raw)
+            return Judged(parse_judgement(raw), None, raw, tokens)
         except InvalidJudgement as exc:
             problem = str(exc)
-    return Judged(None, f"judge answer invalid after {retries + 1} attempt(s): {problem}", raw)
+    return Judged(None, f"judge answer invalid after {retries + 1} attempt(s): {problem}", raw, tokens)

@@ -35,15 +35,17 @@ def scores(text: str, target: str, vectors: Mapping[str, Any]) -> dict[str, floa
 
 def judge_labels(verdict: Judged | None, settings: Settings) -> dict[str, Any]:
     judge = f"llm:{settings.judge_base_url or 'embedded'}#{settings.judge_model or ''}"
+    tokens = verdict.tokens if verdict is not None else 0
     if verdict is None or verdict.judgement is None:
         error = verdict.error if verdict is not None else "no judgement"
-        return {"label": None, "label_reason": "", "labelled_by": judge, "unjudged": error}
+        return {"label": None, "label_reason": "", "labelled_by": judge, "unjudged": error, "judge_tokens": tokens}
     found = verdict.judgement
     return {
         "label": found.label,
         "label_reason": found.reason,
         "labelled_by": judge,
         "plausibility": found.plausibility,
+        "judge_tokens": tokens,
     }
 
 
@@ -114,6 +116,7 @@ def combine_samples(samples: Sequence[ProbeResult]) -> ProbeResult:
         latency_s=latency,
         prompt_tokens=sum(s.prompt_tokens for s in done),
         completion_tokens=sum(s.completion_tokens for s in done),
+        judge_tokens=sum(s.judge_tokens for s in done),
         echo_score=stats.mean(echoes) if echoes else None,
         echo=sum(s.echo for s in done) * 2 > len(done),
         cached=all(s.cached for s in done),

@@ -18,8 +18,8 @@ BAD_LINES = {3: "", 4: "", 6: "/messages/2/role", 7: "/messages/1/content", 9: "
 def test_mixed_file_keeps_valid_lines_and_names_each_bad_one(fixtures_dir: Path) -> None:
     path = fixtures_dir / "bad" / "mixed.jsonl"
     loaded = ingest.load([path], {path: "mixed.jsonl"})
-    assert [c.id for c in loaded.conversations] == [f"bad-ok-{i}" for i in range(1, 7)]
-    assert [c.line for c in loaded.conversations] == [1, 2, 5, 8, 11, 12]
+    assert [c.id for c in loaded.conversations()] == [f"bad-ok-{i}" for i in range(1, 7)]
+    assert [c.line for c in loaded.conversations()] == [1, 2, 5, 8, 11, 12]
     assert {e.line: e.pointer for e in loaded.errors} == BAD_LINES
     assert all(e.source == "mixed.jsonl" and e.reason for e in loaded.errors)
     by_line = {e.line: e for e in loaded.errors}
@@ -33,8 +33,9 @@ def test_shipped_logs_are_all_valid(fixtures_dir: Path) -> None:
     files = ingest.resolve_paths([str(fixtures_dir / "logs")])
     loaded = ingest.load(files)
     assert loaded.errors == ()
-    assert len(loaded.conversations) >= 60
-    assert len({c.id for c in loaded.conversations}) == len(loaded.conversations)
+    conversations = list(loaded.conversations())
+    assert len(conversations) >= 60
+    assert len({c.id for c in conversations}) == len(conversations)
 
 
 def write(path: Path, *documents: object) -> Path:
@@ -50,14 +51,14 @@ def test_blank_lines_count_towards_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_text("\n" + json.dumps(conversation("x")) + "\n\n{broken\n", encoding="utf-8")
     loaded = ingest.load([path])
-    assert [c.line for c in loaded.conversations] == [2]
+    assert [c.line for c in loaded.conversations()] == [2]
     assert [e.line for e in loaded.errors] == [4]
 
 
 def test_duplicate_ids_in_one_file_are_errors(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", conversation("x"), conversation("x"))
     loaded = ingest.load([path])
-    assert len(loaded.conversations) == 1
+    assert len(list(loaded.conversations())) == 1
     assert loaded.errors[0].line == 2
     assert loaded.errors[0].pointer == "/id"
     assert "duplicate" in loaded.errors[0].reason
@@ -72,15 +73,15 @@ def test_content_parts_are_flattened_and_non_text_parts_marked(tmp_path: Path) -
         }
     ]
     loaded = ingest.load([write(tmp_path / "a.jsonl", doc)])
-    assert isinstance(loaded.conversations[0], Conversation)
-    assert loaded.conversations[0].messages[0].text == "look\n[image_url]"
+    assert isinstance(next(loaded.conversations()), Conversation)
+    assert next(loaded.conversations()).messages[0].text == "look\n[image_url]"
 
 
 def test_invalid_utf8_is_an_error_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     path.write_bytes(b'{"id": "\xff"}\n' + json.dumps(conversation("y")).encode() + b"\n")
     loaded = ingest.load([path])
-    assert [c.id for c in loaded.conversations] == ["y"]
+    assert [c.id for c in loaded.conversations()] == ["y"]
     assert isinstance(loaded.errors[0], LogError)
     assert loaded.errors[0].line == 1
 
@@ -94,7 +95,7 @@ def test_paths_directories_globs_and_gzip(tmp_path: Path) -> None:
     assert [p.name for p in from_dir] == ["a.jsonl", "b.jsonl.gz"]
     from_glob = ingest.resolve_paths([str(tmp_path / "**" / "*.gz"), str(tmp_path / "a.jsonl"), str(tmp_path)])
     assert [p.name for p in from_glob] == ["b.jsonl.gz", "a.jsonl"]
-    assert [c.id for c in ingest.load(from_dir).conversations] == ["a", "b"]
+    assert [c.id for c in ingest.load(from_dir).conversations()] == ["a", "b"]
 
 
 def test_a_spec_matching_nothing_is_an_error(tmp_path: Path) -> None:

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utg_pytest.model import Conversation, Message
+from utg_pytest.ingest import index_conversations
+from utg_pytest.model import Conversation, LogIndex, Message
 from utg_pytest.probes import build_probes, conversation_probes, truncate
 
 
-def convo(*turns: tuple[str, str], cid: str = "c", metadata: dict[str, object] | None = None) -> Conversation:
+def convo(
+    *turns: tuple[str, str], cid: str = "c", metadata: dict[str, object] | None = None, line: int = 7
+) -> Conversation:
     return Conversation(
-        cid, tuple(Message(r, t, r == "assistant" and not t) for r, t in turns), metadata or {}, "logs.jsonl", 7
+        cid, tuple(Message(r, t, r == "assistant" and not t) for r, t in turns), metadata or {}, "logs.jsonl", line
     )
+
+
+def logs(conversations: list[Conversation]) -> list[LogIndex]:
+    return [index_conversations("logs.jsonl", conversations)]
 
 
 SUPPORT = convo(
@@ -33,7 +42,7 @@ def test_every_assistant_to_user_boundary_is_a_probe() -> None:
 
 
 def test_last_mode_keeps_one_probe_per_conversation() -> None:
-    assert [p.turn for p in build_probes([SUPPORT], mode="last")] == [3]
+    assert [p.turn for p in build_probes(logs([SUPPORT]), mode="last")] == [3]
 
 
 def test_tool_traffic_is_skipped_but_the_user_answer_after_it_is_probed() -> None:
@@ -83,25 +92,33 @@ def make(counts: list[int]) -> list[Conversation]:
         turns = [("user", "start")]
         for b in range(boundaries):
             turns += [("assistant", f"a{b}"), ("user", f"u{b}")]
-        conversations.append(convo(*turns, cid=f"c{i}"))
+        conversations.append(convo(*turns, cid=f"c{i}", line=i + 1))
     return conversations
 
 
 @given(many, st.integers(min_value=1, max_value=50), st.integers(min_value=0, max_value=3))
 def test_sampling_is_deterministic_ordered_and_sized(counts: list[int], limit: int, seed: int) -> None:
     conversations = make(counts)
-    everything = build_probes(conversations)
-    sample = build_probes(conversations, max_probes=limit, seed=seed)
+    everything = list(build_probes(logs(conversations)))
+    sample = list(build_probes(logs(conversations), max_probes=limit, seed=seed))
     assert len(sample) == min(limit, len(everything))
     assert [p.id for p in sample] == [p.id for p in everything if p in sample]
-    assert sample == build_probes(conversations, max_probes=limit, seed=seed)
+    assert sample == list(build_probes(logs(conversations), max_probes=limit, seed=seed))
+
+
+@given(many, st.integers(min_value=1, max_value=20), st.integers(min_value=0, max_value=3))
+def test_the_sample_is_the_probes_with_the_smallest_seeded_hashes(counts: list[int], limit: int, seed: int) -> None:
+    everything = [p.id for p in build_probes(logs(make(counts)))]
+    ranked = sorted(everything, key=lambda i: hashlib.sha256(f"{seed}\x00{i}".encode()).hexdigest())
+    sample = [p.id for p in build_probes(logs(make(counts)), max_probes=limit, seed=seed)]
+    assert set(sample) == set(ranked[:limit])
 
 
 @given(many, st.integers(min_value=1, max_value=20))
 def test_a_sampled_probe_stays_sampled_when_probes_are_removed(counts: list[int], limit: int) -> None:
     conversations = make(counts)
-    sample = {p.id for p in build_probes(conversations, max_probes=limit)}
-    smaller = {p.id for p in build_probes(conversations[1:], max_probes=limit)}
+    sample = {p.id for p in build_probes(logs(conversations), max_probes=limit)}
+    smaller = {p.id for p in build_probes(logs(conversations[1:]), max_probes=limit)}
     assert {p for p in sample if not p.startswith("logs.jsonl::c0::")} <= smaller
 
 

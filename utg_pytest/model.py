@@ -5,6 +5,7 @@ They carry no behaviour beyond trivial derived values, so the core stays testabl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,27 @@ class Conversation:
     metadata: dict[str, Any]
     source: str
     line: int
+
+
+@dataclass(frozen=True)
+class LogIndex:
+    """One log file's valid conversations and their probes, as columns in line order.
+
+    A conversation's text is read, through the exact parser, only when one of its probes is built: a large log costs
+    little until probes are selected from it.
+    """
+
+    source: str
+    lines: list[int]
+    """Line of each valid conversation."""
+    ids: list[str]
+    """Its id."""
+    probe_lines: list[int]
+    """Line of each probe, in log order."""
+    probe_turns: list[int]
+    """Its user turn (see Probe.turn)."""
+    read: Callable[[int], Conversation]
+    """The conversation on a line of `lines`."""
 
 
 @dataclass(frozen=True)

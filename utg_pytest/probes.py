@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import bisect
+import gc
 import hashlib
-from collections.abc import Iterable, Sequence
-from typing import Any
+import heapq
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any, overload
 
-from utg_pytest.model import Conversation, Message, Probe
+from utg_pytest.model import Conversation, LogIndex, Message, Probe
 
 THRESHOLD_KEYS = ("min_probe_similarity", "min_probe_lexical")
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Loading allocates millions of acyclic objects (records, tuples, strings); the cycle collector would rescan the
+    growing heap again and again, which measured as half the time of loading a large log. Nothing here makes cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def probe_id(source: str, conversation_id: str, turn: int) -> str:
@@ -35,54 +54,128 @@ def truncate(context: Sequence[Message], max_turns: int | None) -> tuple[Message
     return tuple(m for i, m in enumerate(context) if m.role == "system" or i in keep)
 
 
-def conversation_probes(conversation: Conversation, max_context_turns: int | None = None) -> list[Probe]:
-    """A probe for each user message whose nearest preceding dialogue message is the assistant's."""
-    probes = []
-    thresholds = _thresholds(conversation.metadata)
-    dialogue = [m for m in conversation.messages if _is_dialogue(m)]
+def _probe_points(dialogue: Sequence[Message]) -> Iterator[tuple[int, int]]:
+    """(index in the dialogue, user turn) of each user message whose nearest preceding dialogue message is the
+    assistant's."""
     user_turn = 0
     for index, message in enumerate(dialogue):
         if message.role != "user":
             continue
         user_turn += 1
-        if index == 0 or dialogue[index - 1].role != "assistant" or not message.text.strip():
-            continue
-        probes.append(
-            Probe(
-                id=probe_id(conversation.source, conversation.id, user_turn),
-                source=conversation.source,
-                line=conversation.line,
-                conversation_id=conversation.id,
-                turn=user_turn,
-                context=truncate(dialogue[:index], max_context_turns),
-                target=message.text,
-                thresholds=thresholds,
-            )
+        if index and dialogue[index - 1].role == "assistant" and message.text.strip():
+            yield index, user_turn
+
+
+def probe_turns(conversation: Conversation) -> list[int]:
+    return [turn for _, turn in _probe_points([m for m in conversation.messages if _is_dialogue(m)])]
+
+
+def conversation_probes(conversation: Conversation, max_context_turns: int | None = None) -> list[Probe]:
+    thresholds = _thresholds(conversation.metadata)
+    dialogue = [m for m in conversation.messages if _is_dialogue(m)]
+    return [
+        Probe(
+            id=probe_id(conversation.source, conversation.id, turn),
+            source=conversation.source,
+            line=conversation.line,
+            conversation_id=conversation.id,
+            turn=turn,
+            context=truncate(dialogue[:index], max_context_turns),
+            target=dialogue[index].text,
+            thresholds=thresholds,
         )
-    return probes
+        for index, turn in _probe_points(dialogue)
+    ]
 
 
-def _sample_key(seed: int, probe: Probe) -> str:
-    return hashlib.sha256(f"{seed}\x00{probe.id}".encode()).hexdigest()
+class ProbeSet(Sequence[Probe]):
+    """The probes of loaded logs, in log order, selected on their ids alone.
+
+    Counting, thinning to the last probe per conversation and sampling work on the logs' columns; the Probe objects
+    (and the parse of their conversations) are built on first access, for the probes still selected then.
+    """
+
+    def __init__(
+        self,
+        logs: Sequence[LogIndex],
+        max_context_turns: int | None = None,
+        chosen: Sequence[Sequence[int]] | None = None,
+    ) -> None:
+        self._logs = tuple(logs)
+        self._max_context_turns = max_context_turns
+        self._chosen = tuple(chosen) if chosen is not None else tuple(range(len(log.probe_lines)) for log in logs)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._chosen))
+
+    @overload
+    def __getitem__(self, index: int) -> Probe: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Probe]: ...
+
+    def __getitem__(self, index: int | slice) -> Probe | list[Probe]:
+        return self._probes[index]
+
+    def __iter__(self) -> Iterator[Probe]:
+        return iter(self._probes)
+
+    @cached_property
+    def _probes(self) -> list[Probe]:
+        probes: list[Probe] = []
+        with no_cycle_collection():
+            for log, chosen in zip(self._logs, self._chosen, strict=True):
+                for line, positions in itertools.groupby(chosen, key=log.probe_lines.__getitem__):
+                    found = {p.turn: p for p in conversation_probes(log.read(line), self._max_context_turns)}
+                    probes += [found[log.probe_turns[k]] for k in positions]
+        return probes
+
+    @cached_property
+    def ids(self) -> list[str]:
+        found: list[str] = []
+        for log, chosen in zip(self._logs, self._chosen, strict=True):
+            index = dict(zip(log.lines, log.ids, strict=True))
+            found += [probe_id(log.source, index[log.probe_lines[k]], log.probe_turns[k]) for k in chosen]
+        return found
+
+    def _keep(self, chosen: Iterable[Sequence[int]]) -> ProbeSet:
+        return ProbeSet(self._logs, self._max_context_turns, [list(c) for c in chosen])
+
+    def last_per_conversation(self) -> ProbeSet:
+        def last(log: LogIndex, chosen: Sequence[int]) -> list[int]:
+            lines = log.probe_lines
+            return [k for i, k in enumerate(chosen) if i + 1 == len(chosen) or lines[chosen[i + 1]] != lines[k]]
+
+        return self._keep(last(log, chosen) for log, chosen in zip(self._logs, self._chosen, strict=True))
+
+    def sample(self, size: int, seed: int) -> ProbeSet:
+        """At most `size` probes, ranked by a seeded hash of their id, so a probe's inclusion does not depend on which
+        other probes exist: adding conversations to a log keeps most of the previous sample, which keeps runs
+        comparable."""
+        if len(self) <= size:
+            return self
+        prefix = f"{seed}\x00".encode()
+        keys = [hashlib.sha256(prefix + probe_id.encode()).digest() for probe_id in self.ids]
+        keep = set(heapq.nsmallest(size, range(len(keys)), key=keys.__getitem__))
+        bounds = list(itertools.accumulate(map(len, self._chosen), initial=0))
+        kept: list[list[int]] = [[] for _ in self._chosen]
+        for i in sorted(keep):
+            log = bisect.bisect_right(bounds, i) - 1
+            kept[log].append(self._chosen[log][i - bounds[log]])
+        return self._keep(kept)
 
 
 def build_probes(
-    conversations: Iterable[Conversation],
+    logs: Sequence[LogIndex],
     mode: str = "all",
     max_probes: int | None = None,
     seed: int = 0,
     max_context_turns: int | None = None,
-) -> list[Probe]:
-    """All probes in log order, optionally thinned to the last per conversation and to a sample.
-
-    Sampling ranks probes by a seeded hash of their id, so a probe's inclusion does not depend on which other probes
-    exist: adding conversations to a log keeps most of the previous sample, which keeps runs comparable.
-    """
-    probes: list[Probe] = []
-    for conversation in conversations:
-        found = conversation_probes(conversation, max_context_turns)
-        probes.extend(found[-1:] if mode == "last" else found)
-    if max_probes is not None and len(probes) > max_probes:
-        chosen = {p.id for p in sorted(probes, key=lambda p: _sample_key(seed, p))[:max_probes]}
-        probes = [p for p in probes if p.id in chosen]
+) -> ProbeSet:
+    """All probes in log order, optionally thinned to the last per conversation and to a sample."""
+    probes = ProbeSet(logs, max_context_turns)
+    if mode == "last":
+        probes = probes.last_per_conversation()
+    if max_probes is not None:
+        probes = probes.sample(max_probes, seed)
     return probes

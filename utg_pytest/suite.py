@@ -5,7 +5,7 @@ The pytest plugin drives this object; so can a script or a benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ class Suite:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.files: list[tuple[Path, str]] = []
-        self.probes: list[Probe] = []
+        self.probes: Sequence[Probe] = ()
         self.errors: list[LogError] = []
-        self._selected: list[Probe] = []
+        self._selected: list[Probe] | None = None
+        """None until pytest selects: every probe."""
         self._results: dict[str, ProbeResult] = {}
         self._failure: str | None = None
         self._generated = False
@@ -52,15 +53,13 @@ class Suite:
         loaded = ingest.load(paths, names)
         self.files = [(path, names[path]) for path in paths]
         self.errors = list(loaded.errors)
-        with ingest.no_cycle_collection():
-            self.probes = build_probes(
-                loaded.conversations,
-                mode=self.settings.probe,
-                max_probes=self.settings.max_probes,
-                seed=self.settings.sample_seed,
-                max_context_turns=self.settings.max_context_turns,
-            )
-        self._selected = list(self.probes)
+        self.probes = build_probes(
+            loaded.logs,
+            mode=self.settings.probe,
+            max_probes=self.settings.max_probes,
+            seed=self.settings.sample_seed,
+            max_context_turns=self.settings.max_context_turns,
+        )
 
     def probes_in(self, source: str) -> list[Probe]:
         return [p for p in self.probes if p.source == source]
@@ -75,6 +74,8 @@ class Suite:
 
     @property
     def selected(self) -> list[Probe]:
+        if self._selected is None:
+            self._selected = list(self.probes)
         return self._selected
 
     def ensure_results(self, progress: Progress | None = None) -> None:
@@ -83,7 +84,7 @@ class Suite:
         if self._generated:
             return
         self._generated = True
-        if not self._selected:
+        if not self.selected:
             return
         from utg_pytest.cache import EmbeddingCache, GenerationCache
         from utg_pytest.generate import cache_fingerprint, cache_identity, describe, open_backend
@@ -115,14 +116,14 @@ class Suite:
             return found
 
         try:
-            for result in run(self._selected, settings, "predictions"):
+            for result in run(self.selected, settings, "predictions"):
                 self._results[result.probe_id] = result
             for temperature in settings.temperatures:
                 if temperature != settings.temperature:
                     swept = replace(settings, temperature=temperature)
-                    self.sweep[temperature] = run(self._selected, swept, f"predictions at temperature {temperature:g}")
+                    self.sweep[temperature] = run(self.selected, swept, f"predictions at temperature {temperature:g}")
             if settings.control == "shuffle":
-                shuffled = shuffle_probes(self._selected, self.probes, settings.sample_seed, settings.control_probes)
+                shuffled = shuffle_probes(self.selected, self.probes, settings.sample_seed, settings.control_probes)
                 self.perturbed = run(shuffled, settings, "shuffle-control predictions")
         finally:
             if policy is not None:
@@ -158,10 +159,10 @@ class Suite:
             if cache is not None:
                 identity = cache_identity(settings, cache.digest)
                 policy = CachePolicy(cache, settings.cache_mode, identity, cache_fingerprint(settings))
-            runs = [(self._selected, settings)]
-            runs += [(self._selected, replace(settings, temperature=t)) for t in settings.temperatures]
+            runs = [(self.selected, settings)]
+            runs += [(self.selected, replace(settings, temperature=t)) for t in settings.temperatures]
             if settings.control == "shuffle":
-                shuffled = shuffle_probes(self._selected, self.probes, settings.sample_seed, settings.control_probes)
+                shuffled = shuffle_probes(self.selected, self.probes, settings.sample_seed, settings.control_probes)
                 runs.append((shuffled, settings))
             return [
                 (estimate_prompt_tokens(build_request(probe, settings.prompt, template)), settings.max_tokens)
@@ -177,7 +178,7 @@ class Suite:
 
     def _fail_all(self, message: str) -> None:
         self._failure = message
-        for probe in self._selected:
+        for probe in self.selected:
             self._results[probe.id] = ProbeResult(probe.id, None, None, {}, error=message, attempts=0)
 
     @property
@@ -191,7 +192,7 @@ class Suite:
         swept = {t: {r.probe_id: r for r in results} for t, results in self.sweep.items()}
         shuffled = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in self.perturbed}
         records = []
-        for probe in self._selected:
+        for probe in self.selected:
             result = self._results.get(probe.id)
             if result is None:
                 continue
@@ -218,7 +219,7 @@ class Suite:
         return self._results.get(probe_id)
 
     def results(self) -> list[ProbeResult]:
-        return [self._results[p.id] for p in self._selected if p.id in self._results]
+        return [self._results[p.id] for p in self.selected if p.id in self._results]
 
     def thresholds(self, probe: Probe) -> dict[str, float]:
         return gates.probe_thresholds(probe, self.settings)

@@ -93,3 +93,27 @@ def test_readme_option_table_lists_every_option_with_its_default() -> None:
     for option in OPTIONS:
         default = "off" if option.flag else "" if option.default in (None, ()) else f"`{option.default}`"
         assert f"| `{option.cli}` | `{option.ini}` | {default} |" in readme, option.cli
+
+
+def test_a_large_log_takes_the_bulk_path_and_still_names_its_bad_line(pytester: pytest.Pytester) -> None:
+    import json
+
+    from utg_pytest.ingest import BULK_FROM_BYTES
+
+    filler = "how do I reset the router after the update " * 8
+    line = json.dumps(
+        {"id": "{}", "messages": [{"role": "user", "content": filler}, {"role": "assistant", "content": "which one?"}]}
+    )
+    rows, number = [], 0
+    while sum(map(len, rows)) < BULK_FROM_BYTES:
+        number += 1
+        probe = {"role": "user", "content": f"the white one, number {number}"}
+        rows.append(line.replace("{}", f"c{number}", 1)[:-2] + ", " + json.dumps(probe) + "]}\n")
+    rows[40] = '{"id": "c41", "messages": [{"role": "moderator", "content": "x"}]}\n'
+    log = pytester.path / "big.jsonl"
+    log.write_text("".join(rows), encoding="utf-8")
+    result = pytester.runpytest("--utg-logs", str(log), "--collect-only", "-q", "--utg-max-probes", "3")
+    result.stdout.fnmatch_lines(["*big.jsonl:41: /messages/0/role: 'moderator' is not one of*"])
+    collected = [text for text in result.outlines if text.startswith("big.jsonl::c")]
+    assert len(collected) == 3
+    assert all(text.endswith("::turn2") for text in collected)

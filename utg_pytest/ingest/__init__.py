@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 BULK_FROM_BYTES = 8 * 2**20
 """On-disk size from which a file takes the bulk path. Importing polars costs about 0.15 s, what the exact parser
-spends on some 4 MB of log; the bulk path reads a file about ten times faster."""
+spends on some 4 MB of log; the bulk path reads a file about seven times faster."""
 
 
 class LogPathError(ValueError):

@@ -181,6 +181,11 @@ def _reader(data: bytes) -> Callable[[int], bytes]:
 
 
 def scan(data: bytes) -> Scan:
+    """Classify every line of a log and outline the probes of its plain lines.
+
+    A role is coded by the second-to-last character of its `"role": "..."` match (`r` user, `t` assistant, `m` system,
+    `l` tool). On a plain line every message but a tool message is dialogue, so after dropping those a probe is a user
+    message right after an assistant one, and its turn is the count of user messages so far on its line."""
     import polars as pl
 
     column = _split(data)

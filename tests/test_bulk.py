@@ -84,8 +84,41 @@ documents = mostly(
 )
 
 
+words = st.text(alphabet=st.sampled_from(sorted(set(TRICKY))), min_size=1, max_size=6) | st.sampled_from(["ok", "a b"])
+plain_messages = st.lists(
+    shuffled(
+        {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": words},
+        {"name": words},
+    ),
+    max_size=6,
+)
+plainish_documents = shuffled(
+    {"id": words, "messages": plain_messages},
+    {
+        "metadata": st.dictionaries(keys, scalars | st.lists(scalars, max_size=2), max_size=2),
+        "timestamp": words,
+    },
+)
+MUTATIONS = '"\\:,{}[] 5-nutl\u00a0\u2003'
+
+
+@st.composite
+def plainish(draw):  # type: ignore[no-untyped-def]
+    """A document of the plain shape, often left so, otherwise with one character inserted or deleted."""
+    text = json.dumps(draw(plainish_documents), ensure_ascii=draw(st.booleans()))
+    edit = draw(st.sampled_from(["none", "none", "insert", "delete"]))
+    where = draw(st.integers(0, len(text) - 1))
+    if edit == "insert":
+        return text[:where] + draw(st.sampled_from(MUTATIONS)) + text[where:]
+    if edit == "delete":
+        return text[:where] + text[where + 1 :]
+    return text
+
+
 @st.composite
 def lines(draw):  # type: ignore[no-untyped-def]
+    if draw(st.booleans()):
+        return draw(plainish())
     document = draw(documents)
     style = draw(st.sampled_from(["compact", "spaced", "ascii", "junk", "blank"]))
     if style == "junk":

@@ -143,7 +143,7 @@ def _split(data: bytes) -> Any:
             column = pl.read_csv(
                 io.BytesIO(data), has_header=False, separator="\x1f", quote_char=None, schema={"line": pl.String}
             ).get_column("line")
-        except pl.exceptions.ComputeError:
+        except pl.exceptions.PolarsError:
             column = None
         if column is not None and _accounts_for(column, data):
             return column

@@ -88,7 +88,7 @@ words = st.text(alphabet=st.sampled_from(sorted(set(TRICKY))), min_size=1, max_s
 plain_messages = st.lists(
     shuffled(
         {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": words},
-        {"name": words},
+        {"name": words, "created": scalars, "x": st.lists(scalars, max_size=2), "id": words},
     ),
     max_size=6,
 )
@@ -165,6 +165,14 @@ VALID = {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "as
         (json.dumps({"messages": VALID["messages"], "id": "a", "timestamp": "2026-01-01"}), True),
         ('{"id": "a", "messages": [], "id": 5}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "x", "role": "tool"}]}', False),
+        (
+            '{"id": "a", "messages": [{"created": 17, "content": "x", "refusal": null, "role": "user", "name": "b"}]}',
+            True,
+        ),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "annotations": [], "audio": {"id": 1}}]}', True),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "id": "m1"}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": []}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "extra": {"role": "tool"}}]}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "\\u2003"}]}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "\\u4e2d"}]}', True),
         ('{"id": "a", "messages": [{"role": "user", "content": 5}]}', False),

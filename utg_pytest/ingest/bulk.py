@@ -7,8 +7,9 @@ probes follow from its roles alone:
 
 - `{"id": <string>, "messages": [...]}`, either key first, then any number of `"timestamp"`, `"metadata"` and other
   keys; the id is non-empty and has no escapes;
-- each message is `{"role": <one of the four roles>, "content": <string with a non-whitespace character>}`, in either
-  order, then any `"name"` or `"tool_call_id"` strings: no null or list content, no tool calls, nothing blank;
+- each message has a `"role"` (one of the four) and a `"content"` string with a non-whitespace character, and may
+  have `"name"` and `"tool_call_id"` strings and other keys (not `tool_calls` or `id`) holding the values below: no
+  null or list content, no tool calls, nothing blank;
 - other values (metadata included) are scalars, or arrays or objects of scalars, and no key other than a message's is
   `role` or `utg` (per-probe thresholds take the exact path);
 - strings hold only what JSON allows (no raw control characters, only JSON's escapes); whitespace is JSON's.
@@ -101,8 +102,14 @@ def _plain_line() -> str:
         _pair(key_except(("id", "messages", "timestamp", "metadata", "role", "utg")), value),
     )
     content = _pair('"content"', TEXT)
-    names = _more(_pair('"(?:name|tool_call_id)"', STRING))
-    message = _seq(r"\{", _any(_seq(ROLE, ",", content), _seq(content, ",", ROLE)) + names, r"\}")
+    other = _any(
+        _pair('"(?:name|tool_call_id)"', STRING),
+        _pair(key_except(("role", "content", "name", "tool_call_id", "tool_calls", "id", "utg")), value),
+    )
+    before = f"(?:{_seq(other, ',', '')})*"
+    message = _seq(
+        r"\{", before + _any(_seq(ROLE, ",", before + content), _seq(content, ",", before + ROLE)) + _more(other), r"\}"
+    )
     identity = _pair('"id"', f'"{_KEY_CHAR}+"')
     messages = _pair('"messages"', _array(message))
     head = _any(_seq(identity, ",", messages), _seq(messages, ",", identity))

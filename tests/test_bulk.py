@@ -87,8 +87,20 @@ documents = mostly(
 words = st.text(alphabet=st.sampled_from(sorted(set(TRICKY))), min_size=1, max_size=6) | st.sampled_from(["ok", "a b"])
 plain_messages = st.lists(
     shuffled(
-        {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": words},
-        {"name": words, "created": scalars, "x": st.lists(scalars, max_size=2), "id": words},
+        {
+            "role": st.sampled_from(["system", "user", "assistant", "tool"]),
+            "content": words | words | st.none() | st.sampled_from(["", " ", "\n\t", "\u3000\u00a0", "\x1c"]),
+        },
+        {
+            "name": words,
+            "created": scalars,
+            "x": st.lists(scalars, max_size=2),
+            "id": words,
+            "tool_calls": st.lists(
+                st.fixed_dictionaries({"id": words, "function": st.dictionaries(keys, scalars, max_size=2)}),
+                max_size=2,
+            ),
+        },
     ),
     max_size=6,
 )
@@ -162,7 +174,8 @@ VALID = {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "as
             json.dumps({**VALID, "metadata": {"domain": "support", "n": 3, "tags": ["a", 1.5], "who": {"x": None}}}),
             True,
         ),
-        (json.dumps({"messages": VALID["messages"], "id": "a", "timestamp": "2026-01-01"}), True),
+        (json.dumps({**VALID, "timestamp": "2026-01-01"}), True),
+        (json.dumps({"messages": VALID["messages"], "id": "a"}), False),
         ('{"id": "a", "messages": [], "id": 5}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "x", "role": "tool"}]}', False),
         (
@@ -170,10 +183,22 @@ VALID = {"id": "a", "messages": [{"role": "user", "content": "hi"}, {"role": "as
             True,
         ),
         ('{"id": "a", "messages": [{"role": "user", "content": "x", "annotations": [], "audio": {"id": 1}}]}', True),
-        ('{"id": "a", "messages": [{"role": "user", "content": "x", "id": "m1"}]}', False),
-        ('{"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": []}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "id": "m1"}]}', True),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": []}]}', True),
+        (
+            '{"id": "a", "messages": [{"role": "assistant", "content": null, "tool_calls": [{"id": "c1", '
+            '"type": "function", "function": {"name": "f", "arguments": "{}"}}]}, '
+            '{"role": "tool", "tool_call_id": "c1", "content": ""}]}',
+            True,
+        ),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": "no"}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": "x", "tool_calls": [{"f": {"g": {"h": 1}}}]}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}', False),
+        ('{"id": "a", "messages": [], "metadata": {"content": "x"}}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "x", "extra": {"role": "tool"}}]}', False),
-        ('{"id": "a", "messages": [{"role": "user", "content": "\\u2003"}]}', False),
+        ('{"id": "a", "messages": [{"role": "user", "content": "\\u2003"}]}', True),
+        ('{"id": "a", "messages": [{"role": "user", "content": null}]}', True),
+        ('{"id": "a", "messages": [{"role": "user"}]}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "\\u4e2d"}]}', True),
         ('{"id": "a", "messages": [{"role": "user", "content": 5}]}', False),
         ('{"id": "a", "messages": [{"role": "user", "content": "x\\q"}]}', False),
@@ -191,9 +216,19 @@ def test_what_is_plain(line: str, expected: bool) -> None:
     assert plain(line) is expected
 
 
-def test_the_whitespace_class_is_what_python_strips() -> None:
-    everything = "".join(map(chr, range(0x110000))).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    assert re.findall(f"[{bulk.PYTHON_SPACE}]", everything) == [c for c in everything if c.isspace()]
+def test_a_blank_string_is_one_python_strips_to_nothing() -> None:
+    blank = re.compile(bulk.BLANK)
+    for point in range(0x110000):
+        char = chr(point)
+        escaped = json.dumps(char)
+        forms = [escaped, re.sub(r"\\u([0-9a-f]{4})", lambda m: "\\u" + m.group(1).upper(), escaped)]
+        if not 0xD800 <= point <= 0xDFFF:
+            forms.append(json.dumps(char, ensure_ascii=False))
+        for form in forms:
+            assert (blank.fullmatch(form) is not None) is char.isspace(), (hex(point), form)
+    assert blank.fullmatch('""')
+    assert blank.fullmatch('" \\n\\u3000\u00a0"')
+    assert not blank.fullmatch('" \\n x"')
 
 
 def test_a_key_except_words_matches_every_other_key() -> None:
@@ -233,3 +268,29 @@ def test_most_shipped_fixture_lines_are_plain(fixtures_dir: Path) -> None:
     for path in (fixtures_dir / "logs").glob("*.jsonl"):
         assert_same(path)
     assert_same(fixtures_dir / "bad" / "mixed.jsonl")
+
+
+def test_tool_traffic_and_blank_turns_on_plain_lines(tmp_path: Path) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "order", "arguments": '{"n": 1}'}}
+    rows = [
+        [
+            {"role": "user", "content": "where is my order"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "name": "order", "content": '{"status": "late"}'},
+            {"role": "assistant", "content": "It is late, sorry."},
+            {"role": "user", "content": "how late"},
+        ],
+        [
+            {"role": "assistant", "content": "Hi!"},
+            {"role": "user", "content": " \u3000"},
+            {"role": "assistant", "content": "\n"},
+            {"role": "user", "content": "hello?"},
+            {"role": "system", "content": ""},
+            {"role": "user", "content": "anyone"},
+        ],
+    ]
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps({"id": f"c{i}", "messages": m}) + "\n" for i, m in enumerate(rows)))
+    assert all(plain(line) for line in path.read_text().splitlines())
+    loaded = assert_same(path)
+    assert loaded.logs[0].probe_turns == [2]

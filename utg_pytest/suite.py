@@ -1,6 +1,7 @@
 """One utg run without pytest: load logs, build probes, generate and score the selected ones, judge the gates.
 
-The pytest plugin drives this object; so can a script or a benchmark.
+The pytest plugin drives this object; so can a script or a benchmark. Loading needs only the ingest modules; the
+generation, scoring and gate modules are imported when their stage runs, so collecting a large log stays cheap.
 """
 
 from __future__ import annotations
@@ -8,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from utg_pytest import gates, ingest
-from utg_pytest.controls import SweepRow, shuffle_probes, sweep_row
+from utg_pytest import ingest
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
 from utg_pytest.probes import build_probes
-from utg_pytest.report import results as report_results
-from utg_pytest.runner import CachePolicy, LazyBackend, Progress, run_probes
-from utg_pytest.scoring.embeddings import Embedder, TextVectors
 from utg_pytest.settings import Settings
+
+if TYPE_CHECKING:
+    from utg_pytest.controls import SweepRow
+    from utg_pytest.runner import Progress
 
 
 def display_name(path: Path, rootdir: Path) -> str:
@@ -87,7 +88,10 @@ class Suite:
         if not self.selected:
             return
         from utg_pytest.cache import EmbeddingCache, GenerationCache
+        from utg_pytest.controls import shuffle_probes
         from utg_pytest.generate import cache_fingerprint, cache_identity, describe, open_backend
+        from utg_pytest.runner import CachePolicy, LazyBackend, run_probes
+        from utg_pytest.scoring.embeddings import Embedder, TextVectors
 
         settings = self.settings
         embedder = Embedder(settings.embedding_model)
@@ -134,6 +138,8 @@ class Suite:
 
     def sweep_rows(self) -> list[SweepRow]:
         """The temperature sweep, the run's own temperature included, in increasing temperature."""
+        from utg_pytest.controls import sweep_row
+
         if not self.sweep:
             return []
         rows = {self.settings.temperature: self.results(), **self.sweep}
@@ -145,9 +151,11 @@ class Suite:
         cache is consulted, so hits are not counted; no model is loaded or called (the embedded model's own chat
         template is approximated by ChatML)."""
         from utg_pytest.cache import CACHE_FILE, GenerationCache
+        from utg_pytest.controls import shuffle_probes
         from utg_pytest.cost import estimate_prompt_tokens
         from utg_pytest.generate import cache_fingerprint, cache_identity, planning_template
         from utg_pytest.generate.prompts import build_request
+        from utg_pytest.runner import CachePolicy
 
         settings = self.settings
         template = planning_template(settings)
@@ -187,7 +195,9 @@ class Suite:
 
     def records(self) -> list[dict[str, Any]]:
         """Every selected probe that ran, as a results-file record."""
+        from utg_pytest import gates
         from utg_pytest.controls import SHUFFLED_SUFFIX
+        from utg_pytest.report import results as report_results
 
         swept = {t: {r.probe_id: r for r in results} for t, results in self.sweep.items()}
         shuffled = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in self.perturbed}
@@ -222,11 +232,15 @@ class Suite:
         return [self._results[p.id] for p in self.selected if p.id in self._results]
 
     def thresholds(self, probe: Probe) -> dict[str, float]:
+        from utg_pytest import gates
+
         return gates.probe_thresholds(probe, self.settings)
 
     def verdicts(self) -> list[GateVerdict]:
         """Computed once, after generation: the results no longer change."""
         if self._verdicts is None:
+            from utg_pytest import gates
+
             results = self.results()
             evidence = gates.Evidence(results, self.perturbed)
             self._verdicts = [

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from utg_pytest.ingest.jsonl import open_log, parse_line, read_jsonl
+from utg_pytest.ingest.jsonl import parse_line, read_jsonl
 from utg_pytest.model import Conversation, LogError, LogIndex
 from utg_pytest.probes import no_cycle_collection, probe_turns
 
@@ -115,8 +115,7 @@ def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
 def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
     from utg_pytest.ingest import bulk
 
-    with open_log(path) as handle:
-        scan = bulk.scan(handle.read())
+    scan = bulk.scan(path)
     kept: dict[int, Conversation] = {}
     errors: list[LogError] = []
     for number in scan.others:

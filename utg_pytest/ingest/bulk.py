@@ -1,17 +1,18 @@
 """The bulk path for large logs: polars splits a file into lines and, in Rust over all lines at once, recognises the
-lines that are *plainly* valid conversations and reads their id and role sequence. Everything else (the line-exact
+lines that are *plainly* valid conversations and reads their id, roles and which contents are blank. Everything else (the line-exact
 errors included) goes through the exact parser one line at a time, so the two paths agree line for line.
 
 "Plainly valid" is a regular language, a strict subset of what the schema accepts, chosen so that a plain line's
-probes follow from its roles alone:
+probes follow from its roles and from which contents are blank:
 
-- `{"id": <string>, "messages": [...]}`, either key first, then any number of `"timestamp"`, `"metadata"` and other
-  keys; the id is non-empty and has no escapes;
-- each message has a `"role"` (one of the four) and a `"content"` string with a non-whitespace character, and may
-  have `"name"` and `"tool_call_id"` strings and other keys (not `tool_calls` or `id`) holding the values below: no
-  null or list content, no tool calls, nothing blank;
-- other values (metadata included) are scalars, or arrays or objects of scalars, and no key other than a message's is
-  `role` or `utg` (per-probe thresholds take the exact path);
+- `{"id": <string>, "messages": [...]}`, in that order, then any number of `"timestamp"`, `"metadata"` and other keys;
+  the id is non-empty and has no escapes;
+- each message has one `"role"` (one of the four) and one `"content"` (a string or null), in either order; keys
+  before and between them hold strings (`"name"`, `"tool_call_id"`) or scalars, keys after both may hold anything
+  below, `"tool_calls"` (objects) included; no content parts. (Arrays and objects only after role and content keep the
+  automaton small: allowing them anywhere made the check 16 times slower.)
+- other values are scalars, or arrays or objects of scalars (metadata and tool calls one level deeper), and no key
+  other than a message's is `role` or `content`, nor anywhere `utg` (per-probe thresholds take the exact path);
 - strings hold only what JSON allows (no raw control characters, only JSON's escapes); whitespace is JSON's.
 
 Anything outside that, however valid, is simply not plain. Polars' JSON decoder cannot serve here: it turns numbers
@@ -20,10 +21,13 @@ and booleans into strings without a word, which validation must not do.
 
 from __future__ import annotations
 
+import gzip
 import io
+import mmap
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 W = r"[ \t\r\n]*"
@@ -31,19 +35,16 @@ _KEY_CHAR = r'[^"\\\x00-\x1f]'
 _ESCAPE = r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
 _CHAR = rf"(?:{_KEY_CHAR}|{_ESCAPE})"
 STRING = rf'"{_CHAR}*"'
-PYTHON_SPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-"""What str.strip() strips (str.isspace), as the inside of a regex character class."""
-_SIGNIFICANT = (
-    rf'(?:[^"\\\x00-\x1f{PYTHON_SPACE}]'
-    r'|\\["\\/]|\\u(?:[4-9a-fA-F][0-9a-fA-F]{3}|0[1-9a-fA-F][0-9a-fA-F]{2}|00[c-fC-F][0-9a-fA-F]))'
-)
-"""A character, raw or escaped, that Python's str.strip() keeps (every whitespace code point is below U+3001 and none
-lies in U+0100..U+0FFF or U+00C0..U+00FF)."""
-TEXT = rf'"{_CHAR}*{_SIGNIFICANT}{_CHAR}*"'
-"""A string that is not blank once stripped."""
+_RAW_SPACE = " \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_ESCAPED_SPACE = r"\\[tnrf]|\\u(?:000[9a-dA-D]|001[c-fC-F]|0020|0085|00[aA]0|1680|200[0-9aA]|202[89fF]|205[fF]|3000)"
+BLANK = f'"(?:[{_RAW_SPACE}]|{_ESCAPED_SPACE})*"'
+"""A string that str.strip() empties: only whitespace, raw (where JSON allows it raw) or escaped."""
 NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
 ROLES = ("system", "user", "assistant", "tool")
 ROLE = r'"role"' + W + ":" + W + '"(?:' + "|".join(ROLES) + ')"'
+CONTENT = r'"content"' + W + ":" + W + f'(?:null|{BLANK}|")'
+"""A message's content, matched far enough to tell: `null`, a whole blank string, or only the opening quote of any
+other string (alternatives are tried in order)."""
 
 
 def key_except(words: Iterable[str]) -> str:
@@ -94,32 +95,28 @@ def _array(item: str) -> str:
 
 def _plain_line() -> str:
     scalar = _any(STRING, NUMBER, "true", "false", "null")
-    inner_key = key_except(("role", "utg"))
+    inner_key = key_except(("role", "content", "utg"))
     value = _any(scalar, _array(scalar), _object(_pair(inner_key, scalar)))
+    deep = _object(_pair(inner_key, value))
     extra = _any(
         _pair('"timestamp"', STRING),
-        _pair('"metadata"', _object(_pair(inner_key, value))),
-        _pair(key_except(("id", "messages", "timestamp", "metadata", "role", "utg")), value),
+        _pair('"metadata"', deep),
+        _pair(key_except(("id", "messages", "timestamp", "metadata", "role", "content", "utg")), value),
     )
-    content = _pair('"content"', TEXT)
-    other = _any(
-        _pair('"(?:name|tool_call_id)"', STRING),
-        _pair(key_except(("role", "content", "name", "tool_call_id", "tool_calls", "id", "utg")), value),
-    )
-    before = f"(?:{_seq(other, ',', '')})*"
-    message = _seq(
-        r"\{", before + _any(_seq(ROLE, ",", before + content), _seq(content, ",", before + ROLE)) + _more(other), r"\}"
-    )
-    identity = _pair('"id"', f'"{_KEY_CHAR}+"')
-    messages = _pair('"messages"', _array(message))
-    head = _any(_seq(identity, ",", messages), _seq(messages, ",", identity))
+    named = _pair('"(?:name|tool_call_id)"', STRING)
+    message_key = key_except(("role", "content", "name", "tool_call_id", "tool_calls", "utg"))
+    light = _any(named, _pair(message_key, scalar))
+    full = _any(named, _pair(message_key, value), _pair('"tool_calls"', _array(deep)))
+    content = _pair('"content"', _any(STRING, "null"))
+    before = f"(?:{_seq(light, ',', '')})*"
+    pairs = _any(_seq(ROLE, ",", before + content), _seq(content, ",", before + ROLE))
+    message = _seq(r"\{", before + pairs + _more(full), r"\}")
+    head = _seq(_pair('"id"', f'"{_KEY_CHAR}+"'), ",", _pair('"messages"', _array(message)))
     return "^" + _seq("", r"\{", head + _more(extra), r"\}", "") + "$"
 
 
 PLAIN = _plain_line()
-ID = r'"id"' + W + ":" + W + f'"({_KEY_CHAR}+)"'
-"""On a plain line, the first match is the conversation's id: neither messages nor content strings can hold an
-unescaped quote followed by a colon, and other keys come after both."""
+ID = "^" + _seq("", r"\{", '"id"', ":", f'"({_KEY_CHAR}+)"')
 
 
 @dataclass(frozen=True)
@@ -138,33 +135,47 @@ class Scan:
     """The bytes of a line by its number."""
 
 
-def _split(data: bytes) -> Any:
+def _contents(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes: decompressed in memory, or mapped (read only where needed)."""
+    if path.name.endswith(".gz"):
+        return gzip.decompress(path.read_bytes())
+    with path.open("rb") as handle:
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+
+
+def _split(path: Path, data: bytes | mmap.mmap) -> Any:
     """Lines as a polars String column, null where blank or not UTF-8.
 
-    polars' CSV reader splits in parallel; it is only trusted when no byte could confuse it (its separator, a NUL, a
-    byte-order mark, malformed UTF-8) and it returns one row per line. Otherwise the lines are split here."""
+    polars' CSV reader, with a separator valid JSON cannot hold, splits in parallel straight from the file. It is
+    trusted only when its rows account for every byte of the file; otherwise (a byte-order mark, that separator, a NUL,
+    malformed UTF-8) the lines are split here."""
     import polars as pl
 
-    if data and b"\x1f" not in data and b"\x00" not in data and not data.startswith(b"\xef\xbb\xbf"):
-        try:
-            column = pl.read_csv(
-                io.BytesIO(data), has_header=False, separator="\x1f", quote_char=None, schema={"line": pl.String}
-            ).get_column("line")
-        except pl.exceptions.PolarsError:
-            column = None
-        if column is not None and _accounts_for(column, data):
-            return column
-    raw = data.split(b"\n")
+    try:
+        column = pl.read_csv(
+            path if isinstance(data, mmap.mmap) else io.BytesIO(data),
+            has_header=False,
+            separator="\x1f",
+            quote_char=None,
+            schema={"line": pl.String},
+        ).get_column("line")
+    except pl.exceptions.PolarsError:
+        column = None
+    if column is not None and _accounts_for(column, data):
+        return column
+    raw = data[:].split(b"\n")
     if raw and raw[-1] == b"":
         raw.pop()
     return pl.Series("line", [_utf8(line) for line in raw], dtype=pl.String)
 
 
-def _accounts_for(column: Any, data: bytes) -> bool:
-    """Whether the rows are the file's lines, no more, no fewer: their bytes plus one newline each (the reader drops
-    the carriage return of a CRLF) make up the file."""
-    size = int(column.str.len_bytes().fill_null(0).sum()) + column.len() - (not data.endswith(b"\n"))
-    return bool(size == len(data) or size + data.count(b"\r\n") == len(data))
+def _accounts_for(column: Any, data: bytes | mmap.mmap) -> bool:
+    """Whether the rows are the file's lines, no more, no fewer, unchanged in length: their bytes plus one newline
+    each (the reader drops the carriage return of a CRLF) make up the file."""
+    if not data:
+        return bool(column.len() == 0)
+    size = int(column.str.len_bytes().fill_null(0).sum()) + column.len() - (data[-1:] != b"\n")
+    return bool(size == len(data) or size + data[:].count(b"\r\n") == len(data))
 
 
 def _utf8(raw: bytes) -> str | None:
@@ -175,7 +186,7 @@ def _utf8(raw: bytes) -> str | None:
         return None
 
 
-def _reader(data: bytes) -> Callable[[int], bytes]:
+def _reader(data: bytes | mmap.mmap) -> Callable[[int], bytes]:
     """A line's bytes, newline included, exactly as a line-by-line reader sees them (error columns count from them)."""
     starts: list[int] = []
 
@@ -187,15 +198,18 @@ def _reader(data: bytes) -> Callable[[int], bytes]:
     return read
 
 
-def scan(data: bytes) -> Scan:
+def scan(path: Path) -> Scan:
     """Classify every line of a log and outline the probes of its plain lines.
 
-    A role is coded by the second-to-last character of its `"role": "..."` match (`r` user, `t` assistant, `m` system,
-    `l` tool). On a plain line every message but a tool message is dialogue, so after dropping those a probe is a user
-    message right after an assistant one, and its turn is the count of user messages so far on its line."""
+    On a plain line the n-th role and the n-th content belong to the n-th message. A role is coded by the
+    second-to-last character of its match (`r` user, `t` assistant, `m` system, `l` tool); a content is blank unless
+    its match is just the opening quote of a string (three quotes in all). Dialogue is then what
+    probes.conversation_probes calls so: system and user messages, and assistant messages that are not blank. A probe
+    is a non-blank user message right after an assistant one; its turn counts the user messages so far on its line."""
     import polars as pl
 
-    column = _split(data)
+    data = _contents(path)
+    column = _split(path, data)
     line = pl.col("line")
     found = (
         pl.DataFrame({"line": column})
@@ -206,21 +220,29 @@ def scan(data: bytes) -> Scan:
             plain=line.str.contains(PLAIN).fill_null(False),
             id=line.str.extract(ID, 1),
             roles=line.str.extract_all(ROLE),
+            contents=line.str.extract_all(CONTENT),
         )
         .collect()
     )
     plain = found.filter("plain")
     number, code, user = pl.col("number"), pl.col("roles").str.slice(-2, 1), pl.col("user")
+    blank = pl.col("contents").str.count_matches('"', literal=True) != 3
     first = (number != number.shift(1)).fill_null(True)
     probes = (
         plain.lazy()
-        .select("number", "roles")
-        .explode("roles")
-        .filter(code != "l")
-        .select(number, user=code == "r", after_assistant=(code.shift(1) == "t") & ~first, first=first)
+        .select("number", "roles", "contents")
+        .explode("roles", "contents")
+        .filter(code.is_in(["r", "m"]) | ((code == "t") & ~blank))
+        .select(
+            number,
+            user=code == "r",
+            target=(code == "r") & ~blank,
+            after_assistant=(code.shift(1) == "t") & ~first,
+            first=first,
+        )
         .with_columns(seen=user.cum_sum())
         .with_columns(turn=pl.col("seen") - pl.when("first").then(pl.col("seen") - user.cast(pl.UInt32)).forward_fill())
-        .filter(user & pl.col("after_assistant"))
+        .filter(pl.col("target") & pl.col("after_assistant"))
         .collect()
     )
     return Scan(

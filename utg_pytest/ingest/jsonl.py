@@ -12,7 +12,7 @@ from utg_pytest.ingest.schema import to_conversation
 from utg_pytest.model import Conversation, LogError
 
 
-def open_log(path: Path) -> BinaryIO:
+def _open(path: Path) -> BinaryIO:
     return cast(BinaryIO, gzip.open(path, "rb")) if path.name.endswith(".gz") else path.open("rb")
 
 
@@ -31,7 +31,7 @@ def parse_line(raw: str | bytes, name: str, number: int) -> Conversation | LogEr
 
 def read_jsonl(path: Path, name: str) -> Iterator[Conversation | LogError]:
     """Yield one Conversation or LogError per non-blank line; line numbers are 1-based and count blank lines."""
-    with open_log(path) as handle:
+    with _open(path) as handle:
         for number, raw in enumerate(handle, start=1):
             parsed = parse_line(raw, name, number)
             if parsed is not None:

@@ -1,6 +1,7 @@
 """The bulk path for large logs: polars splits a file into lines and, in Rust over all lines at once, recognises the
-lines that are *plainly* valid conversations and reads their id, roles and which contents are blank. Everything else (the line-exact
-errors included) goes through the exact parser one line at a time, so the two paths agree line for line.
+lines that are *plainly* valid conversations and reads their id, roles and which contents are blank. Everything else
+(the line-exact errors included) goes through the exact parser one line at a time, so the two paths agree line for
+line.
 
 "Plainly valid" is a regular language, a strict subset of what the schema accepts, chosen so that a plain line's
 probes follow from its roles and from which contents are blank:

@@ -79,10 +79,19 @@ def load(files: Iterable[Path], display: dict[Path, str] | None = None, bulk_fro
     return LoadedLogs(tuple(logs), tuple(errors), tuple(paths))
 
 
-def _duplicate(name: str, conversation: Conversation, first: int) -> LogError:
-    return LogError(
-        name, conversation.line, "/id", f"duplicate conversation id {conversation.id!r} (first on line {first})"
-    )
+def _first_of_each_id(name: str, entries: Iterable[tuple[int, str]], errors: list[LogError]) -> list[int]:
+    """The lines of (line, id) entries, in line order, whose id is not on an earlier line; each later one becomes an
+    error."""
+    seen: dict[str, int] = {}
+    kept: list[int] = []
+    for line, conversation_id in entries:
+        if conversation_id in seen:
+            reason = f"duplicate conversation id {conversation_id!r} (first on line {seen[conversation_id]})"
+            errors.append(LogError(name, line, "/id", reason))
+        else:
+            seen[conversation_id] = line
+            kept.append(line)
+    return kept
 
 
 def index_conversations(name: str, conversations: Sequence[Conversation]) -> LogIndex:
@@ -98,18 +107,16 @@ def index_conversations(name: str, conversations: Sequence[Conversation]) -> Log
 
 
 def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
-    conversations: list[Conversation] = []
+    by_line: dict[int, Conversation] = {}
     errors: list[LogError] = []
-    seen: dict[str, int] = {}
     for item in read_jsonl(path, name):
         if isinstance(item, LogError):
             errors.append(item)
-        elif item.id in seen:
-            errors.append(_duplicate(name, item, seen[item.id]))
         else:
-            seen[item.id] = item.line
-            conversations.append(item)
-    return index_conversations(name, conversations), errors
+            by_line[item.line] = item
+    kept = _first_of_each_id(name, ((line, c.id) for line, c in by_line.items()), errors)
+    errors.sort(key=lambda error: error.line)
+    return index_conversations(name, [by_line[line] for line in kept]), errors
 
 
 def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
@@ -149,14 +156,7 @@ def _merge(
         turns_at[line] = probe_turns(conversation)
     ids = dict(zip(scan.lines, scan.ids, strict=True))
     ids.update((line, c.id) for line, c in kept.items())
-    lines: list[int] = []
-    seen: dict[str, int] = {}
-    for line in sorted(ids):
-        if ids[line] in seen:
-            errors.append(_duplicate(name, read(line), seen[ids[line]]))
-        else:
-            seen[ids[line]] = line
-            lines.append(line)
+    lines = _first_of_each_id(name, ((line, ids[line]) for line in sorted(ids)), errors)
     probe_lines = [line for line in lines for _ in turns_at.get(line, ())]
     turns = [turn for line in lines for turn in turns_at.get(line, ())]
     errors.sort(key=lambda error: error.line)

@@ -156,10 +156,9 @@ class ProbeSet(Sequence[Probe]):
             return self
         prefix = f"{seed}\x00".encode()
         keys = [hashlib.sha256(prefix + probe_id.encode()).digest() for probe_id in self.ids]
-        keep = set(heapq.nsmallest(size, range(len(keys)), key=keys.__getitem__))
         bounds = list(itertools.accumulate(map(len, self._chosen), initial=0))
         kept: list[list[int]] = [[] for _ in self._chosen]
-        for i in sorted(keep):
+        for i in sorted(heapq.nsmallest(size, range(len(keys)), key=keys.__getitem__)):
             log = bisect.bisect_right(bounds, i) - 1
             kept[log].append(self._chosen[log][i - bounds[log]])
         return self._keep(kept)

@@ -92,6 +92,15 @@ class CachePolicy:
         sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
         return generation_key(self.identity, settings.prompt, self.fingerprint, probe, sampling, sample)
 
+    def read(self, key: str) -> tuple[str, Generation] | None:
+        """The cached answer, in the modes that read the cache (refresh asks again and overwrites)."""
+        return self.cache.get(key) if self.mode in ("use", "replay") else None
+
+    @property
+    def offline(self) -> bool:
+        """Replay mode: a miss is an error, the model is never called."""
+        return self.mode == "replay"
+
 
 class Limits:
     """What bounds calls to the model: requests in flight, requests and tokens per minute, and the token budget."""
@@ -168,10 +177,10 @@ def _lookup(
     if policy is None:
         return None, None
     key = policy.key(probe, settings, sample)
-    hit = policy.cache.get(key) if policy.mode in ("use", "replay") else None
+    hit = policy.read(key)
     if hit is not None:
         return key, Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
-    if policy.mode == "replay":
+    if policy.offline:
         return key, Attempted(None, None, "not in the cache, and --utg-cache-mode replay never calls the model", 0, 0.0)
     return key, None
 
@@ -232,7 +241,7 @@ async def generate_all(
 
 
 async def judge_all(
-    probes: Sequence[Probe], predictions: Sequence[str | None], settings: Settings, cache: GenerationCache | None
+    probes: Sequence[Probe], predictions: Sequence[str | None], settings: Settings, policy: CachePolicy | None
 ) -> list[Judged | None]:
     """LLM judgements of the predictions (None where there is none), from the cache where possible; the judge's
     backend starts only on a miss."""
@@ -240,23 +249,23 @@ async def judge_all(
 
     judge_settings = settings.judge_settings()
     backend = LazyBackend(lambda: open_backend(judge_settings), remote=judge_settings.base_url is not None)
-    identity = cache_identity(judge_settings, cache.digest) if cache is not None else ""
+    identity = cache_identity(judge_settings, policy.cache.digest) if policy is not None else ""
     slots = asyncio.Semaphore(settings.concurrency)
 
     async def one(probe: Probe, prediction: str) -> Judged:
         key = judgement_key(identity, probe.label_context, prediction)
-        hit = cache.get(key) if cache is not None and settings.cache_mode in ("use", "replay") else None
+        hit = policy.read(key) if policy is not None else None
         if hit is not None:
             return Judged(parse_judgement(hit[0]), None, hit[0])
-        if cache is not None and settings.cache_mode == "replay":
+        if policy is not None and policy.offline:
             return Judged(None, "judgement not in the cache, and --utg-cache-mode replay never calls the judge")
         async with slots:
             started = await backend.get()
             if started is None:
                 return Judged(None, f"judge {backend.failure}")
             judged = await judge_one(started, probe.label_context, prediction, settings.retries, settings.seed)
-        if cache is not None and judged.judgement is not None and judged.raw is not None:
-            cache.put(key, judged.raw, Generation(judged.raw))
+        if policy is not None and judged.judgement is not None and judged.raw is not None:
+            policy.cache.put(key, judged.raw, Generation(judged.raw))
         return judged
 
     async def maybe(probe: Probe, prediction: str | None) -> Judged | None:
@@ -296,7 +305,7 @@ def run_probes(
     judged: list[Judged | None] = [None] * len(sampled)
     if settings.llm_judge:
         predictions = [outcome.prediction for outcome in attempted]
-        judged = asyncio.run(judge_all(sampled, predictions, settings, policy.cache if policy else None))
+        judged = asyncio.run(judge_all(sampled, predictions, settings, policy))
     if not backend.remote:
         vectors.add(known_texts())
         vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)

@@ -178,7 +178,7 @@ class Suite:
                 if run is settings or run.temperature != settings.temperature
                 for probe in probes
                 for sample in range(settings.samples)
-                if policy is None or policy.cache.get(policy.key(probe, run, sample)) is None
+                if policy is None or policy.read(policy.key(probe, run, sample)) is None
             ]
         finally:
             if cache is not None:

@@ -22,7 +22,7 @@ from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring.embeddings import TextVectors
 from utg_pytest.scoring.judge import Judged, judge_one, judgement_key, parse_judgement
 from utg_pytest.scoring.labels import context_texts
-from utg_pytest.scoring.outcomes import LABEL_CONTEXT, combine_samples, score_sample
+from utg_pytest.scoring.outcomes import LABEL_CONTEXT, combine_samples, score_sample, scores
 from utg_pytest.scoring.references import reference_texts
 from utg_pytest.settings import Settings
 
@@ -312,8 +312,12 @@ def run_probes(
     table = vectors.finish()
 
     samples = settings.samples
+    reference_scores = {
+        probe.id: {name: scores(text, probe.target, table) for name, text in references[probe.id].items()}
+        for probe in probes
+    }
     scored = [
-        score_sample(probe, outcome, verdict, references[probe.id], table, settings)
+        score_sample(probe, outcome, verdict, reference_scores[probe.id], table, settings)
         for probe, outcome, verdict in zip(sampled, attempted, judged, strict=True)
     ]
     return [combine_samples(scored[i * samples : (i + 1) * samples]) for i in range(len(probes))]

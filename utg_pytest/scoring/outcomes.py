@@ -53,13 +53,12 @@ def score_sample(
     probe: Probe,
     outcome: Attempted,
     verdict: Judged | None,
-    references: Mapping[str, str],
+    references: dict[str, dict[str, float]],
     vectors: Mapping[str, Any],
     settings: Settings,
 ) -> ProbeResult:
-    """One generation of a probe, scored like every other: the reference predictors' scores ride along so each
-    result can be compared with them on its own."""
-    scored_references = {name: scores(text, probe.target, vectors) for name, text in references.items()}
+    """One generation of a probe, scored like every other. The reference predictors' scores on the probe (the same
+    for each of its samples) ride along so each result can be compared with them on its own."""
     generation, prediction = outcome.generation, outcome.prediction
     if generation is None or prediction is None:
         return ProbeResult(
@@ -70,7 +69,7 @@ def score_sample(
             error=outcome.error,
             attempts=outcome.attempts,
             latency_s=outcome.latency_s,
-            references=scored_references,
+            references=references,
         )
     echo = echo_score(prediction, last_text(probe, "assistant") or "")
     labels = judge_labels(verdict, settings) if settings.llm_judge else {}
@@ -88,7 +87,7 @@ def score_sample(
         latency_s=outcome.latency_s,
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.completion_tokens,
-        references=scored_references,
+        references=references,
         echo_score=echo,
         echo=echo >= ECHO_THRESHOLD,
         cached=outcome.cached,

@@ -10,14 +10,13 @@ probe; an interval that does not clear zero means these probes cannot see the mo
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from utg_pytest import stats
 from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.scoring.labels import GENUINE, LABELS
-from utg_pytest.scoring.references import donors
+from utg_pytest.scoring.references import donors, seeded_rank
 
 SHUFFLED_SUFFIX = "::shuffled"
 GAP_METRICS = ("semantic", "lexical", "followup")
@@ -26,7 +25,7 @@ GAP_METRICS = ("semantic", "lexical", "followup")
 def shuffle_probes(probes: Sequence[Probe], pool: Sequence[Probe], seed: int, limit: int) -> list[Probe]:
     """Perturbed copies of up to `limit` probes (a seeded sample, stable as logs grow), each with its last assistant
     message replaced by a donor conversation's, and labelled against the real context."""
-    ranked = sorted(probes, key=lambda p: hashlib.sha256(f"shuffle\x00{seed}\x00{p.id}".encode()).hexdigest())
+    ranked = sorted(probes, key=lambda p: seeded_rank("shuffle", seed, p))
     chosen = {p.id for p in ranked[:limit]}
     given = donors([p for p in probes if p.id in chosen], seed, pool, salt="shuffle")
     perturbed = []

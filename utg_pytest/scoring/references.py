@@ -24,7 +24,8 @@ def last_text(probe: Probe, role: str) -> str | None:
     return next((m.text for m in reversed(probe.context) if m.role == role), None)
 
 
-def _rank(salt: str, seed: int, probe: Probe) -> str:
+def seeded_rank(salt: str, seed: int, probe: Probe) -> str:
+    """A probe's place in a seeded order that depends on its id alone, so it does not move as logs grow."""
     return hashlib.sha256(f"{salt}\x00{seed}\x00{probe.id}".encode()).hexdigest()
 
 
@@ -36,7 +37,7 @@ def donors(
 
     With a single conversation in the pool there is no donor: there is no other conversation to borrow from.
     """
-    order = sorted({p.id: p for p in [*(pool or ()), *probes]}.values(), key=lambda p: _rank(salt, seed, p))
+    order = sorted({p.id: p for p in [*(pool or ()), *probes]}.values(), key=lambda p: seeded_rank(salt, seed, p))
     position = {p.id: i for i, p in enumerate(order)}
     assigned: dict[str, Probe] = {}
     for probe in probes:

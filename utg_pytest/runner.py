@@ -21,8 +21,8 @@ from utg_pytest.generate.prompts import build_request, clean_turn
 from utg_pytest.model import Generation, Probe, ProbeResult
 from utg_pytest.scoring.embeddings import TextVectors
 from utg_pytest.scoring.judge import Judged, judge_one, judgement_key, parse_judgement
-from utg_pytest.scoring.labels import context_texts
-from utg_pytest.scoring.outcomes import LABEL_CONTEXT, combine_samples, score_sample, scores
+from utg_pytest.scoring.labels import CONTEXT, context_texts
+from utg_pytest.scoring.outcomes import combine_samples, score_sample, scores
 from utg_pytest.scoring.references import reference_texts
 from utg_pytest.settings import Settings
 
@@ -294,7 +294,7 @@ def run_probes(
         for probe in probes:
             yield probe.target
             yield from references[probe.id].values()
-            yield from context_texts(probe.label_context[-LABEL_CONTEXT:])
+            yield from context_texts(probe.label_context[-CONTEXT:])
 
     if backend.remote:
         vectors.start()

@@ -20,12 +20,12 @@ from typing import Any
 from utg_pytest.generate import Backend, Sampling
 from utg_pytest.generate.prompts import Request
 from utg_pytest.model import Message
+from utg_pytest.scoring.labels import CONTEXT
 
 JUDGE_VERSION = 1
 """Part of every cached judgement's key: bump when the instructions change."""
 MAX_TOKENS = 160
 RETRY_TEMPERATURE = 0.4
-CONTEXT_MESSAGES = 6
 
 INSTRUCTIONS = """You grade predictions of what a human user would write next in a chat with an AI assistant.
 
@@ -63,7 +63,7 @@ def judgement_schema() -> dict[str, Any]:
 
 def judge_request(context: Sequence[Message], prediction: str) -> Request:
     data = {
-        "conversation": [{"role": m.role, "content": m.text} for m in context[-CONTEXT_MESSAGES:]],
+        "conversation": [{"role": m.role, "content": m.text} for m in context[-CONTEXT:]],
         "predicted_next_user_message": prediction,
     }
     encoded = json.dumps(data, ensure_ascii=False, indent=1).replace("<", "\\u003c")
@@ -98,7 +98,7 @@ def judgement_key(identity: str, context: Sequence[Message], prediction: str) ->
     payload = {
         "judge": JUDGE_VERSION,
         "backend": identity,
-        "context": [[m.role, m.text] for m in context[-CONTEXT_MESSAGES:]],
+        "context": [[m.role, m.text] for m in context[-CONTEXT:]],
         "prediction": prediction,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

@@ -22,6 +22,9 @@ IDENTITY_DRIFT = "identity_drift"
 IRRELEVANT = "irrelevant"
 CLOSING = "closing"
 DEGENERATE = "degenerate"
+CONTEXT = 6
+"""Messages of context a label is given against, by the heuristic classifier or the LLM judge: the recent exchange a
+follow-up reacts to."""
 LABELS: tuple[str, ...] = (GENUINE, RESTATEMENT, IDENTITY_DRIFT, IRRELEVANT, CLOSING, DEGENERATE)
 
 Semantic = Callable[[str, str], float]

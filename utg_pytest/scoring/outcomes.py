@@ -17,16 +17,13 @@ from utg_pytest import stats
 from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
-from utg_pytest.scoring.labels import classify
+from utg_pytest.scoring.labels import CONTEXT, classify
 from utg_pytest.scoring.references import last_text
 from utg_pytest.settings import Settings
 
 if TYPE_CHECKING:
     from utg_pytest.runner import Attempted
     from utg_pytest.scoring.judge import Judged
-
-LABEL_CONTEXT = 6
-"""Messages of context the plausibility classifier looks at: the recent exchange a follow-up reacts to."""
 
 
 def scores(text: str, target: str, vectors: Mapping[str, Any]) -> dict[str, float]:
@@ -74,9 +71,7 @@ def score_sample(
     echo = echo_score(prediction, last_text(probe, "assistant") or "")
     labels = judge_labels(verdict, settings) if settings.llm_judge else {}
     if not labels:
-        label = classify(
-            prediction, probe.label_context[-LABEL_CONTEXT:], lambda a, b: similarity.semantic(a, b, vectors)
-        )
+        label = classify(prediction, probe.label_context[-CONTEXT:], lambda a, b: similarity.semantic(a, b, vectors))
         labels = {"label": label.label, "label_reason": label.reason}
     return ProbeResult(
         probe.id,

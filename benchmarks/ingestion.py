@@ -39,13 +39,13 @@ def plain_loop(path: Path) -> int:
 
 
 def utg_loader(path: Path, max_probes: int | None = None, build: bool = False) -> int:
-    from utg_pytest.settings import Settings
-    from utg_pytest.suite import Suite
+    from utg_pytest.pipeline import load
+    from utg_pytest.settings import build as settings
 
-    suite = Suite(Settings(logs=(str(path),), rootdir=str(path.parent), max_probes=max_probes))
-    suite.load()
-    assert not suite.errors, suite.errors[:3]
-    return len(list(suite.probes) if build else suite.probes)
+    options = {"logs": (str(path),)} | ({"max_probes": max_probes} if max_probes else {})
+    loaded = load(settings(options, rootdir=str(path.parent)))
+    assert not loaded.errors, loaded.errors[:3]
+    return len(list(loaded.probes) if build else loaded.probes)
 
 
 RUNS = {

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
+from utg_pytest.pipeline import Run, load
 from utg_pytest.scoring.skill import echo_count, skill_report
-from utg_pytest.settings import PROMPT_STRATEGIES, Settings
-from utg_pytest.suite import Suite
+from utg_pytest.settings import PROMPT_STRATEGIES, build
 
 
 def main() -> None:
@@ -26,7 +25,7 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(PROMPT_STRATEGIES))
     args = parser.parse_args()
 
-    base = Settings(logs=(args.logs,), rootdir=str(Path.cwd()), cache_mode="off")
+    base = {"logs": (args.logs,), "cache_mode": "off"}
     print(
         "| prompt | temperature | semantic skill [95% CI] | lexical skill | echo rate | semantic | lexical | s/probe |"
     )
@@ -34,12 +33,12 @@ def main() -> None:
     references = ""
     for strategy in args.strategies.split(","):
         for temperature in (float(t) for t in args.temperatures.split(",")):
-            suite = Suite(replace(base, prompt=strategy, temperature=temperature))  # type: ignore[arg-type]
-            suite.load()
+            settings = build({**base, "prompt": strategy, "temperature": temperature}, rootdir=str(Path.cwd()))
+            loaded = load(settings)
             started = time.perf_counter()
-            suite.ensure_results()
-            per_probe = (time.perf_counter() - started) / len(suite.probes)
-            results = suite.results()
+            record = Run(settings, loaded).record()
+            per_probe = (time.perf_counter() - started) / len(loaded.probes)
+            results = [p.result for p in record.probes]
             semantic = skill_report(results, "semantic")
             lexical = skill_report(results, "lexical")
             assert semantic is not None

@@ -18,16 +18,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 from synthetic import write_log
 
-from utg_pytest.generate import open_backend
-from utg_pytest.runner import LazyBackend, generate_all
+from utg_pytest.generate import factory_for
+from utg_pytest.pipeline import Run, load
+from utg_pytest.runner import LazyBackend, Limits, generate_all
 from utg_pytest.scoring.embeddings import Embedder, TextVectors
-from utg_pytest.settings import Settings
-from utg_pytest.suite import Suite
+from utg_pytest.settings import Settings, build
 
 HERE = Path(__file__).parent
 
@@ -47,13 +46,20 @@ def loopback(delay: float) -> Iterator[str]:
 
 
 def orchestration(settings: Settings) -> tuple[float, int]:
-    suite = Suite(settings)
-    suite.load()
-    backend = LazyBackend(lambda: open_backend(settings), remote=True)
+    loaded = load(settings)
+    backend = LazyBackend(lambda: factory_for(settings.model).open(settings.model), remote=True)
+
+    async def phase() -> list[object]:
+        limits = Limits(settings.limits)
+        try:
+            return list(await generate_all(loaded.probes, backend, settings.generation, limits, settings.model.retries))
+        finally:
+            await backend.aclose()
+
     started = time.perf_counter()
-    outcomes = asyncio.run(generate_all(suite.selected, backend, settings))
+    outcomes = asyncio.run(phase())
     wall = time.perf_counter() - started
-    failed = [o.error for o in outcomes if o.error is not None]
+    failed = [o.error for o in outcomes if getattr(o, "error", None) is not None]
     assert not failed, failed[:3]
     return wall, len(outcomes)
 
@@ -63,15 +69,14 @@ def full_phase(settings: Settings) -> tuple[float, float]:
     model loaded beforehand for both)."""
     embedder = Embedder()
     embedder.encode(["loads the model before the clock starts"])
-    suite = Suite(settings)
-    suite.load()
+    loaded = load(settings)
     started = time.perf_counter()
-    suite.ensure_results()
+    record = Run(settings, loaded).record()
     wall = time.perf_counter() - started
-    results = suite.results()
+    results = [p.result for p in record.probes]
     assert all(r.ok for r in results)
-    texts = {r.prediction for r in results if r.prediction} | {p.target for p in suite.probes}
-    texts |= {m.text for p in suite.probes for m in p.context}
+    texts = {r.prediction for r in results if r.prediction} | {p.target for p in loaded.probes}
+    texts |= {m.text for p in loaded.probes for m in p.context}
     started = time.perf_counter()
     TextVectors(embedder).add_all(sorted(texts))
     return wall, time.perf_counter() - started
@@ -101,17 +106,16 @@ def main() -> None:
         (root / "empty").mkdir()
         log = root / "logs.jsonl"
         probes = write_log(log, args.probes // 2, 5)
-        settings = Settings(
-            logs=(str(log),),
-            rootdir=scratch,
-            base_url=url,
-            model="bench",
-            prompt="roleswap",
-            concurrency=args.concurrency,
-            retries=0,
-            cache=str(root / "cache"),
-            cache_mode="off",
-        )
+        options = {
+            "logs": (str(log),),
+            "base_url": url,
+            "model": "bench",
+            "prompt": "roleswap",
+            "concurrency": args.concurrency,
+            "retries": 0,
+            "cache": str(root / "cache"),
+        }
+        settings = build({**options, "cache_mode": "off"}, rootdir=scratch)
         ideal = probes * args.delay / args.concurrency
         cold, n = orchestration(settings)
         wall, _ = orchestration(settings)
@@ -119,7 +123,7 @@ def main() -> None:
         print(f"  wall {wall:.2f} s, ideal {ideal:.2f} s, ratio {wall / ideal:.3f} (target <= 1.15)")
         print(f"  first run in the process, importing the openai client inside the clock: ratio {cold / ideal:.3f}")
 
-        phase, encode_only = full_phase(replace(settings, cache_mode="use"))
+        phase, encode_only = full_phase(build({**options, "cache_mode": "use"}, rootdir=scratch))
         print(f"full phase (generation + scoring, cache recording): wall {phase:.2f} s")
         print(
             f"  encoding the same texts alone {encode_only:.2f} s; phase / max(ideal, encoding) "

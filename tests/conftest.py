@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -102,8 +101,22 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
-    """The records of a --utg-results file."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    """The probe lines of a --utg-results file (its first line is the run header), each validated against the record
+    schema and with its result's fields beside the probe's for brevity."""
+    from jsonschema import Draft202012Validator
+
+    from utg_pytest.ingest.schema import load_schema
+
+    validator = Draft202012Validator(load_schema("record"))
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        validator.validate(line)
+    assert lines[0]["kind"] == "run"
+    return [{**line["result"], **{k: v for k, v in line.items() if k != "result"}} for line in lines[1:]]
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text(encoding="utf-8").splitlines()[0]))
 
 
 def pick_conversations(fixtures: Path, ids: list[str]) -> list[str]:
@@ -128,17 +141,29 @@ def small_log(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _heavy_modules_imported_once() -> None:
+HEAVY_FIXTURES = frozenset(("pytester", "llama_server"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run the plugin or a model need the heavy stack (torch, sentence-transformers, llama.cpp); the rest
+    are unit tests, which `-m "not heavy"` runs without it installed."""
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker("heavy")
+
+
+@pytest.fixture(autouse=True)
+def _heavy_modules_imported_once(request: pytest.FixtureRequest) -> None:
     """pytester's in-process runs drop modules first imported inside them, and native extensions (torch, llama.cpp)
-    cannot be imported twice in one process: import them before any run."""
-    import llama_cpp  # noqa: F401
-    import openai  # noqa: F401
-    import sentence_transformers  # noqa: F401
+    cannot be imported twice in one process: a test that runs pytest in process imports them first."""
+    if "pytester" in request.fixturenames:
+        import llama_cpp  # noqa: F401
+        import openai  # noqa: F401
+        import sentence_transformers  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
 def _no_api_key_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see a real key from the developer's environment."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -3,6 +3,7 @@ which talk to a real llama.cpp server)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -164,3 +165,23 @@ class HungryModel(ScriptedModel):
 
     def generate(self, body: dict[str, Any]) -> None:
         self._send(200, chat_reply(body["messages"][-1]["content"], prompt_tokens=300))
+
+
+class VariedModel(ScriptedModel):
+    """A deterministic user who answers differently for each conversation: a reply picked by a hash of what it was
+    sent, with a word of the assistant's last message, so predictions, scores and labels vary from probe to probe."""
+
+    REPLIES: ClassVar[tuple[str, ...]] = (
+        "ok, and what about {word}?",
+        "that did not work, I still see {word}",
+        "thanks, I will try {word} tonight",
+        "can you explain {word} again, more simply?",
+        "no, I meant the other {word}",
+    )
+
+    def generate(self, body: dict[str, Any]) -> None:
+        last = body["messages"][-1]["content"]
+        words = [w.strip(".,!?") for w in last.split() if len(w) > 4] or ["that"]
+        digest = int(hashlib.sha256(last.encode()).hexdigest(), 16)
+        text = self.REPLIES[digest % len(self.REPLIES)].format(word=words[digest % len(words)])
+        self._send(200, chat_reply(text))

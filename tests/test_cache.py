@@ -117,10 +117,10 @@ def test_a_cached_embedded_run_does_not_start_the_model(
     args = ("--utg-logs", "logs.jsonl", "--utg-max-probes", "2", *LOW_GATES)
     pytester.runpytest(*args).assert_outcomes(passed=2 + GATES)
 
-    def refuse(settings: object) -> None:
+    async def refuse(self: object, config: object) -> None:
         raise AssertionError("the backend was started although every answer is cached")
 
-    monkeypatch.setattr(generate, "open_backend", refuse)
+    monkeypatch.setattr(generate.EmbeddedFactory, "open", refuse)
     second = pytester.runpytest(*args)
     second.assert_outcomes(passed=2 + GATES)
     second.stdout.fnmatch_lines(

@@ -112,4 +112,4 @@ def test_summary_shows_the_sweep_and_the_grounding_gap(pytester: pytest.Pytester
         "closing",
         "degenerate",
     }
-    assert all(r["shuffled"] is None or "prediction" in r["shuffled"] for r in records)
+    assert all(r["shuffled"] is not None and r["shuffled"]["prediction"] is not None for r in records)

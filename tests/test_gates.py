@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 
 from utg_pytest import gates
+from utg_pytest.figures import compute
 from utg_pytest.model import GateVerdict, Probe, ProbeResult
-from utg_pytest.settings import Settings
+from utg_pytest.settings import GateSettings
 
 
 def scored(
@@ -21,16 +22,16 @@ def failed(pid: str) -> ProbeResult:
 
 
 def evaluate(gate: gates.Gate, results: list[ProbeResult], gate_on: str = "point") -> GateVerdict:
-    return gates.evaluate(gate, gates.Evidence(results), gate_on)
+    return gates.evaluate(gate, compute(results, ("semantic", "lexical"), 0.0), gate_on)
 
 
-def gate(name: str, settings: Settings | None = None) -> gates.Gate:
-    return next(g for g in gates.run_gates(settings or Settings()) if g.name == name)
+def gate(name: str, settings: GateSettings | None = None) -> gates.Gate:
+    return next(g for g in gates.run_gates(settings or GateSettings()) if g.name == name)
 
 
 def test_similarity_gate_uses_the_mean_of_scored_probes_and_counts_errors_apart() -> None:
     verdict = evaluate(
-        gate("semantic_similarity", Settings(min_similarity=0.3)), [scored("a", 0.2), scored("b", 0.6), failed("c")]
+        gate("semantic_similarity", GateSettings(min_similarity=0.3)), [scored("a", 0.2), scored("b", 0.6), failed("c")]
     )
     assert verdict.value == pytest.approx(0.4)
     assert verdict.passed
@@ -43,7 +44,7 @@ def test_similarity_gate_uses_the_mean_of_scored_probes_and_counts_errors_apart(
 
 
 def test_gates_fail_below_threshold_and_when_nothing_was_scored() -> None:
-    assert not evaluate(gate("semantic_similarity", Settings(min_similarity=0.3)), [scored("a", 0.1)]).passed
+    assert not evaluate(gate("semantic_similarity", GateSettings(min_similarity=0.3)), [scored("a", 0.1)]).passed
     for name in ("semantic_similarity", "lexical_similarity", "skill", "echo_rate"):
         empty = evaluate(gate(name), [failed("a")])
         assert not empty.passed
@@ -66,17 +67,17 @@ def test_skill_gate_needs_the_model_to_beat_the_best_reference() -> None:
 
 def test_echo_rate_gate() -> None:
     results = [scored("a", 0.3, echo=0.95), scored("b", 0.3, echo=0.2), scored("c", 0.3, echo=0.1), failed("d")]
-    verdict = evaluate(gate("echo_rate", Settings(max_echo_rate=0.25)), results)
+    verdict = evaluate(gate("echo_rate", GateSettings(max_echo_rate=0.25)), results)
     assert verdict.value == pytest.approx(1 / 3)
     assert not verdict.passed
     assert verdict.detail.startswith("1 prediction(s) near-copy")
-    assert evaluate(gate("echo_rate", Settings(max_echo_rate=0.5)), results).passed
+    assert evaluate(gate("echo_rate", GateSettings(max_echo_rate=0.5)), results).passed
 
 
 def test_probe_thresholds_are_opt_in_and_metadata_overrides_them() -> None:
     probe = Probe("f::c::turn2", "f", 1, "c", 2, (), "t")
-    assert gates.probe_thresholds(probe, Settings()) == {}
-    settings = Settings(min_probe_similarity=0.5, min_probe_lexical=0.2)
+    assert gates.probe_thresholds(probe, GateSettings()) == {}
+    settings = GateSettings(min_probe_similarity=0.5, min_probe_lexical=0.2)
     assert gates.probe_thresholds(probe, settings) == {"semantic": 0.5, "lexical": 0.2}
     override = Probe("f::c::turn2", "f", 1, "c", 2, (), "t", {"min_probe_similarity": 0.1})
     assert gates.probe_thresholds(override, settings) == {"semantic": 0.1, "lexical": 0.2}
@@ -95,7 +96,7 @@ def labelled(pid: str, label: str) -> ProbeResult:
 def test_followup_rate_counts_genuine_labels_with_a_wilson_interval() -> None:
     results = [labelled(str(i), "genuine_followup") for i in range(6)]
     results += [labelled(f"r{i}", "restatement") for i in range(4)] + [failed("x")]
-    verdict = evaluate(gate("followup_rate", Settings(min_followup_rate=0.5)), results)
+    verdict = evaluate(gate("followup_rate", GateSettings(min_followup_rate=0.5)), results)
     assert verdict.value == pytest.approx(0.6)
     assert verdict.n == 10
     assert verdict.passed
@@ -107,13 +108,13 @@ def test_followup_rate_counts_genuine_labels_with_a_wilson_interval() -> None:
 def test_gating_on_the_lower_bound_is_stricter_than_on_the_point() -> None:
     results = [labelled(str(i), "genuine_followup") for i in range(6)]
     results += [labelled(f"r{i}", "irrelevant") for i in range(4)]
-    strict = evaluate(gate("followup_rate", Settings(min_followup_rate=0.5)), results, "lower")
+    strict = evaluate(gate("followup_rate", GateSettings(min_followup_rate=0.5)), results, "lower")
     assert not strict.passed
     assert strict.basis == "lower bound"
     assert strict.compared == strict.ci_low
     echoes = [scored(str(i), 0.3, echo=0.9 if i < 2 else 0.1) for i in range(20)]
-    point = evaluate(gate("echo_rate", Settings(max_echo_rate=0.15)), echoes)
-    upper = evaluate(gate("echo_rate", Settings(max_echo_rate=0.15)), echoes, "lower")
+    point = evaluate(gate("echo_rate", GateSettings(max_echo_rate=0.15)), echoes)
+    upper = evaluate(gate("echo_rate", GateSettings(max_echo_rate=0.15)), echoes, "lower")
     assert point.passed
     assert not upper.passed
     assert upper.basis == "upper bound"

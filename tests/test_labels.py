@@ -16,6 +16,8 @@ from utg_pytest.scoring import similarity
 from utg_pytest.scoring.embeddings import Embedder, TextVectors
 from utg_pytest.scoring.labels import LABELS, assistant_style, classify, degenerate_reason, is_closing
 
+pytestmark = pytest.mark.heavy  # real sentence-transformers embeddings
+
 DATA = Path(__file__).parent / "data" / "plausibility"
 CONTEXT = (
     Message("user", "my router keeps dropping the connection every evening"),

@@ -6,12 +6,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import jsonschema
 import pytest
-from conftest import GATES, LOW_GATES, free_port, read_results
+from conftest import GATES, LOW_GATES, free_port, read_header, read_results
 from servers import SECRET, FailingModel, ParrotModel, serve
-
-from utg_pytest.ingest.schema import load_schema
 
 
 @pytest.mark.slow
@@ -37,10 +34,8 @@ def test_llama_cpp_server_gives_results_of_the_same_shape(
     result.stdout.fnmatch_lines([f"model: {llama_server}#smollm2 | prompt {prompt}*", "predictions: 3 scored*"])
     records = read_results(out)
     assert len(records) == 3
-    for record in records:
-        jsonschema.validate(record, load_schema("result"))
-        assert record["model"]["backend"] == f"{llama_server}#smollm2"
-        assert record["usage"]["completion_tokens"] > 0
+    assert read_header(out)["served_by"] == f"{llama_server}#smollm2"
+    assert all(record["completion_tokens"] > 0 for record in records)
 
 
 @pytest.fixture
@@ -118,8 +113,6 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
     records = read_results(out)
     assert [r["prediction"] for r in records] == [None, None]
     assert all("(after 2 attempt(s))" in r["error"] and r["passed"] is None for r in records)
-    for record in records:
-        jsonschema.validate(record, load_schema("result"))
     assert SECRET not in result.stdout.str() + result.stderr.str() + out.read_text(encoding="utf-8")
 
 

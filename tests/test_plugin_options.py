@@ -78,12 +78,6 @@ def test_utg_marker_selects_only_generated_items(pytester: pytest.Pytester, smal
     result.stdout.fnmatch_lines(["test_utg_marker*::test_unit", "1/11 tests collected (10 deselected)*"])
 
 
-def test_xdist_is_refused_rather_than_judging_gates_per_worker(pytester: pytest.Pytester, small_log: Path) -> None:
-    result = pytester.runpytest("--utg-logs", str(small_log), "-n", "2")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*cannot split them across pytest-xdist workers: run it without -n/--dist*"])
-
-
 def test_readme_option_table_lists_every_option_with_its_default() -> None:
     from conftest import ROOT
 

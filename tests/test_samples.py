@@ -8,9 +8,10 @@ import pytest
 from conftest import GATES, LOW_GATES, read_results
 
 from utg_pytest import gates
+from utg_pytest.figures import compute
 from utg_pytest.model import ProbeResult
 from utg_pytest.scoring.outcomes import combine_samples
-from utg_pytest.settings import Settings
+from utg_pytest.settings import GateSettings
 
 
 def sample(semantic: float, label: str = "genuine_followup", error: str | None = None) -> ProbeResult:
@@ -52,8 +53,8 @@ def test_followup_rate_with_samples_averages_per_probe_shares() -> None:
         combine_samples([sample(0.5), sample(0.5)]),
         combine_samples([sample(0.5, "irrelevant"), sample(0.5, "irrelevant")]),
     ]
-    gate = next(g for g in gates.run_gates(Settings()) if g.name == "followup_rate")
-    verdict = gates.evaluate(gate, gates.Evidence(probes))
+    gate = next(g for g in gates.run_gates(GateSettings()) if g.name == "followup_rate")
+    verdict = gates.evaluate(gate, compute(probes, ("semantic", "lexical"), 0.0))
     assert verdict.value == pytest.approx(0.5)
     assert verdict.n == 3
     assert "mean over probes of the genuine share of their samples" in verdict.detail

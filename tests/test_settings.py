@@ -5,24 +5,41 @@ from pathlib import Path
 
 import pytest
 
-from utg_pytest.settings import OPTIONS, Settings, SettingsError, resolve
-
-BY_NAME = {o.name: o for o in OPTIONS}
+from utg_pytest.settings import BY_NAME, OPTIONS, Settings, SettingsError, build, resolve
 
 
 def test_every_option_has_a_settings_field_and_an_ini_twin() -> None:
-    fields = set(Settings.__dataclass_fields__)
     for option in OPTIONS:
-        assert option.name in fields
+        group = getattr(Settings(), option.group)
+        assert option.attribute in group.__dataclass_fields__, option
         assert option.cli == "--utg-" + option.name.replace("_", "-")
         assert option.ini == "utg_" + option.name
 
 
-def test_defaults_match_settings_defaults() -> None:
-    defaults = Settings()
+def test_settings_defaults_are_the_option_table_defaults() -> None:
+    flat = Settings().flat()
     for option in OPTIONS:
-        if not option.many:
-            assert getattr(defaults, option.name) == (option.default if option.default is not None else None), option
+        expected = () if option.many and option.default is None else option.default
+        assert flat[option.name] == expected, option
+
+
+def test_build_inverts_flat() -> None:
+    settings = build({"min_similarity": 0.3, "judge_model": "j", "cache_mode": "off", "shard": (2, 3)})
+    assert settings.gates.min_similarity == 0.3
+    assert settings.judge.model == "j"
+    assert settings.cache.mode == "off"
+    assert build(settings.flat()) == settings
+
+
+def test_the_judge_backend_is_its_own_endpoint_with_the_tested_models_limits() -> None:
+    settings = build({"base_url": "http://tested/v1", "model": "m", "timeout": 5.0, "judge_base_url": "http://j/v1"})
+    judge = settings.judge.backend(settings.model)
+    assert (judge.base_url, judge.model, judge.timeout) == ("http://j/v1", None, 5.0)
+
+
+def test_unknown_option_is_refused() -> None:
+    with pytest.raises(SettingsError, match="unknown option"):
+        build({"min_similarty": 0.3})
 
 
 @pytest.mark.parametrize(
@@ -38,6 +55,9 @@ def test_defaults_match_settings_defaults() -> None:
         ("min_similarity", "1.2"),
         ("strict", "maybe"),
         ("base_url", "  "),
+        ("shard", "3/2"),
+        ("shard", "0/2"),
+        ("shard", "half"),
     ],
 )
 def test_bad_values_are_rejected(name: str, value: str) -> None:
@@ -49,19 +69,19 @@ def test_command_line_beats_ini_beats_default(tmp_path: Path) -> None:
     cli = {"min_similarity": 0.5, "logs": None, "strict": None}
     ini = {"min_similarity": "0.3", "min_lexical": "0.2", "logs": ["a.jsonl"], "strict": "true"}
     settings = resolve(cli, ini, rootdir=tmp_path / "root", cwd=tmp_path / "cwd")
-    assert settings.min_similarity == 0.5
-    assert settings.min_lexical == 0.2
-    assert settings.strict is True
-    assert settings.temperature == Settings().temperature
-    assert settings.logs == (str(tmp_path / "root" / "a.jsonl"),)
+    assert settings.gates.min_similarity == 0.5
+    assert settings.gates.min_lexical == 0.2
+    assert settings.logs.strict is True
+    assert settings.generation.temperature == Settings().generation.temperature
+    assert settings.logs.logs == (str(tmp_path / "root" / "a.jsonl"),)
 
 
 def test_command_line_paths_are_relative_to_the_working_directory(tmp_path: Path) -> None:
     settings = resolve(
         {"logs": ["x.jsonl"], "results": "out/r.jsonl"}, {}, rootdir=tmp_path / "root", cwd=tmp_path / "cwd"
     )
-    assert settings.logs == (str(tmp_path / "cwd" / "x.jsonl"),)
-    assert settings.results == str(tmp_path / "cwd" / "out" / "r.jsonl")
+    assert settings.logs.logs == (str(tmp_path / "cwd" / "x.jsonl"),)
+    assert settings.output.results == str(tmp_path / "cwd" / "out" / "r.jsonl")
 
 
 def test_bad_ini_value_names_the_key(tmp_path: Path) -> None:

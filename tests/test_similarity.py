@@ -13,6 +13,8 @@ from utg_pytest.cache import EmbeddingCache
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.embeddings import Embedder, TextVectors
 
+pytestmark = pytest.mark.heavy  # real sentence-transformers embeddings
+
 
 def test_lexical_ignores_case_punctuation_and_word_order() -> None:
     assert similarity.lexical("The blue one, please!", "please the BLUE one") == 1.0

@@ -5,6 +5,7 @@ import math
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.stats import binomtest
 
 from utg_pytest import stats
 
@@ -44,8 +45,6 @@ def test_interval_narrows_with_more_data() -> None:
 
 @given(st.integers(min_value=1, max_value=5000), st.data())
 def test_wilson_interval_matches_scipy_and_stays_in_bounds(n: int, data: st.DataObject) -> None:
-    from scipy.stats import binomtest
-
     k = data.draw(st.integers(min_value=0, max_value=n))
     low, high = stats.wilson_interval(k, n)
     reference = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")

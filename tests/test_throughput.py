@@ -13,7 +13,7 @@ from conftest import GATES, LOW_GATES, read_results
 from servers import FlakyModel, HungryModel, ParrotModel, RateLimitedModel, SlowModel, scripted, serve
 
 from utg_pytest.runner import Limits
-from utg_pytest.settings import Settings
+from utg_pytest.settings import LimitSettings
 
 PROBES = 5  # in the small_log fixture
 
@@ -76,7 +76,7 @@ def test_the_token_budget_stops_calling_the_model_and_says_so(pytester: pytest.P
     answered = [r for r in records if r["error"] is None]
     refused = [r for r in records if r["error"] is not None]
     assert len(HungryModel.requests) == len(answered) == 2
-    assert sum(r["usage"]["prompt_tokens"] + r["usage"]["completion_tokens"] for r in answered) <= budget
+    assert sum(r["prompt_tokens"] + r["completion_tokens"] for r in answered) <= budget
     assert all("token budget of 700 reached" in r["error"] for r in refused)
     result.stdout.fnmatch_lines(["tokens: 600 prompt + 10 completion this run*"])
 
@@ -117,7 +117,7 @@ def test_rate_limits_hold_requests_past_the_allowance(limit: dict[str, int], tok
     at once, the next ones wait for the bucket to drain."""
 
     async def paced() -> tuple[float, float]:
-        limits = Limits(replace(Settings(), **limit), period_s=1.0)
+        limits = Limits(replace(LimitSettings(), **limit), period_s=1.0)
         started = time.monotonic()
         for _ in range(4):
             await limits.pace(tokens)

@@ -1,5 +1,5 @@
 """Controls that say whether the probes measure anything: a perturbation of the assistant's turn, and a sweep of
-sampling temperatures. Pure functions over probes and results; the suite runs the extra generations.
+sampling temperatures. Pure functions over probes and results; the pipeline runs the extra generations.
 
 Shuffle control: for a seeded sample of probes, the assistant's last message is swapped for the last assistant message
 of another conversation and the model predicts again. A model that reads the interaction should now predict something
@@ -17,9 +17,11 @@ from utg_pytest import stats
 from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.scoring.labels import GENUINE, LABELS
 from utg_pytest.scoring.references import donors, seeded_rank
+from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
 
 SHUFFLED_SUFFIX = "::shuffled"
-GAP_METRICS = ("semantic", "lexical", "followup")
+FOLLOWUP = "followup"
+GAP_METRICS = (SEMANTIC, LEXICAL, FOLLOWUP)
 
 
 def shuffle_probes(probes: Sequence[Probe], pool: Sequence[Probe], seed: int, limit: int) -> list[Probe]:
@@ -60,7 +62,7 @@ class Gap:
 
 
 def _metric(result: ProbeResult, metric: str) -> float:
-    if metric == "followup":
+    if metric == FOLLOWUP:
         return 1.0 if result.label == GENUINE else 0.0
     return result.scores[metric]
 
@@ -75,7 +77,7 @@ def grounding_gaps(real: Sequence[ProbeResult], perturbed: Sequence[ProbeResult]
             original = by_id.get(shuffled.probe_id.removesuffix(SHUFFLED_SUFFIX))
             if original is None or not (original.ok and shuffled.ok):
                 continue
-            if metric == "followup" and (original.label is None or shuffled.label is None):
+            if metric == FOLLOWUP and (original.label is None or shuffled.label is None):
                 continue
             pairs.append((_metric(original, metric), _metric(shuffled, metric)))
         if not pairs:
@@ -103,8 +105,8 @@ class SweepRow:
     followup: float | None
     ci_low: float | None
     ci_high: float | None
-    semantic: float | None
-    lexical: float | None
+    scores: dict[str, float]
+    """Mean of each metric over the predictions at this temperature."""
     labels: dict[str, int]
     errors: int
 
@@ -118,8 +120,5 @@ def sweep_row(temperature: float, results: Sequence[ProbeResult]) -> SweepRow:
         genuine = labels.count(GENUINE)
         followup = genuine / len(labels)
         low, high = stats.wilson_interval(genuine, len(labels))
-    semantic = stats.mean([r.scores["semantic"] for r in scored]) if scored else None
-    lexical = stats.mean([r.scores["lexical"] for r in scored]) if scored else None
-    return SweepRow(
-        temperature, len(scored), followup, low, high, semantic, lexical, counts, len(results) - len(scored)
-    )
+    means = {metric: stats.mean([r.scores[metric] for r in scored]) for metric in (scored[0].scores if scored else ())}
+    return SweepRow(temperature, len(scored), followup, low, high, means, counts, len(results) - len(scored))

@@ -1,22 +1,21 @@
-"""Gates: what must hold, per probe and over the run, for the model to pass. Pure functions over results."""
+"""Gates: what must hold, per probe and over the run, for the model to pass. Pure functions over a run's figures and
+a probe's result."""
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from utg_pytest import stats
+from utg_pytest.figures import Figures
 from utg_pytest.model import GateVerdict, Probe, ProbeResult
-from utg_pytest.scoring.labels import GENUINE
-from utg_pytest.scoring.skill import echo_count, skill_report
-from utg_pytest.settings import Settings
+from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
+from utg_pytest.settings import GateSettings
 
-METRICS = ("semantic", "lexical")
-SKILL_METRIC = "semantic"
+SKILL_METRIC = SEMANTIC
 """The skill gate judges meaning; lexical skill is reported beside it."""
 
-PROBE_THRESHOLD_METRIC = {"min_probe_similarity": "semantic", "min_probe_lexical": "lexical"}
+PROBE_THRESHOLD_METRIC = {"min_probe_similarity": SEMANTIC, "min_probe_lexical": LEXICAL}
 
 COMPARE: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, ">": operator.gt, "<=": operator.le}
 
@@ -33,123 +32,93 @@ class Measurement:
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """What the gates judge: the run's results, and the results of control runs when there are any."""
-
-    results: Sequence[ProbeResult]
-    perturbed: Sequence[ProbeResult] = ()
-
-
-@dataclass(frozen=True)
 class Gate:
     name: str
     option: str
     comparison: str
     threshold: float
-    measure: Callable[[Evidence], Measurement]
+    measure: Callable[[Figures], Measurement]
 
 
-def _errors_note(results: Sequence[ProbeResult]) -> str:
-    errors = sum(1 for r in results if not r.ok)
-    return f"{errors} probe(s) without a prediction excluded" if errors else ""
+def _errors_note(figures: Figures) -> str:
+    return f"{figures.failed} probe(s) without a prediction excluded" if figures.failed else ""
 
 
-def mean_similarity(metric: str) -> Callable[[Evidence], Measurement]:
-    def measure(evidence: Evidence) -> Measurement:
-        results = evidence.results
+def _notes(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
+def mean_similarity(metric: str) -> Callable[[Figures], Measurement]:
+    def measure(figures: Figures) -> Measurement:
         label = f"mean {metric} similarity"
-        values = [r.scores[metric] for r in results if r.ok]
-        if not values:
+        found = figures.similarity.get(metric)
+        if found is None:
             return Measurement(None, 0, label, detail=NOTHING_SCORED)
-        return Measurement(
-            stats.mean(values), len(values), label, stats.bootstrap_mean_ci(values), _errors_note(results)
-        )
+        return Measurement(found.mean, found.n, label, (found.ci_low, found.ci_high), _errors_note(figures))
 
     return measure
 
 
-def skill(evidence: Evidence) -> Measurement:
-    results = evidence.results
-    report = skill_report(results, SKILL_METRIC)
+def skill(figures: Figures) -> Measurement:
+    report = figures.skill.get(SKILL_METRIC)
     if report is None:
         return Measurement(None, 0, f"{SKILL_METRIC} skill", detail=NOTHING_SCORED)
     label = f"{SKILL_METRIC} skill vs best reference ({report.best} {report.references[report.best]:.3f})"
-    return Measurement(report.skill, report.n, label, (report.ci_low, report.ci_high), _errors_note(results))
+    return Measurement(report.skill, report.n, label, (report.ci_low, report.ci_high), _errors_note(figures))
 
 
-def echo_rate(evidence: Evidence) -> Measurement:
-    results = evidence.results
-    echoes, n = echo_count(results)
-    if not n:
+def echo_rate(figures: Figures) -> Measurement:
+    found = figures.echo
+    if found is None:
         return Measurement(None, 0, "echo rate", detail=NOTHING_SCORED)
-    detail = f"{echoes} prediction(s) near-copy the assistant's last message"
+    detail = f"{found.count} prediction(s) near-copy the assistant's last message"
     return Measurement(
-        echoes / n,
-        n,
-        "echo rate",
-        stats.wilson_interval(echoes, n),
-        detail="; ".join(filter(None, [detail, _errors_note(results)])),
+        found.value, found.n, "echo rate", (found.ci_low, found.ci_high), _notes(detail, _errors_note(figures))
     )
 
 
-def followup_rate(evidence: Evidence) -> Measurement:
-    """Share of labelled predictions that are genuine follow-ups. With one sample per probe the interval is Wilson's;
-    with several, samples of one probe are not independent, so the rate is the mean of per-probe shares and its
-    interval a bootstrap over probes."""
-    results = [r for r in evidence.results if r.ok]
+def followup_rate(figures: Figures) -> Measurement:
     label = "genuine follow-up rate"
-    unjudged = sum(1 for r in results if not _labelled(r))
-    shares = [_genuine_share(r) for r in results if _labelled(r)]
-    if not shares:
+    found = figures.plausibility.followup
+    unjudged = figures.plausibility.unjudged
+    if found is None:
         detail = f"no prediction was labelled ({unjudged} unjudged)" if unjudged else NOTHING_SCORED
         return Measurement(None, 0, label, detail=detail)
-    notes = [_errors_note(evidence.results)] + ([f"{unjudged} unjudged excluded"] if unjudged else [])
-    if any(r.samples for r in results):
-        rate = stats.mean(shares)
-        detail = "; ".join(filter(None, ["mean over probes of the genuine share of their samples", *notes]))
-        return Measurement(rate, len(shares), label, stats.bootstrap_mean_ci(shares), detail)
-    genuine = round(sum(shares))
-    detail = "; ".join(filter(None, [f"{genuine} genuine follow-up(s)", *notes]))
-    return Measurement(genuine / len(shares), len(shares), label, stats.wilson_interval(genuine, len(shares)), detail)
+    kind = (
+        "mean over probes of the genuine share of their samples"
+        if found.per_probe
+        else f"{found.count} genuine follow-up(s)"
+    )
+    detail = _notes(kind, _errors_note(figures), f"{unjudged} unjudged excluded" if unjudged else "")
+    return Measurement(found.value, found.n, label, (found.ci_low, found.ci_high), detail)
 
 
-def _labelled(result: ProbeResult) -> bool:
-    return any(s.label is not None for s in result.samples) if result.samples else result.label is not None
-
-
-def _genuine_share(result: ProbeResult) -> float:
-    labels = [s.label for s in result.samples if s.ok and s.label is not None] if result.samples else [result.label]
-    return labels.count(GENUINE) / len(labels)
-
-
-def grounding_gap(evidence: Evidence) -> Measurement:
-    from utg_pytest.controls import grounding_gaps
-
+def grounding_gap(figures: Figures) -> Measurement:
     label = "semantic grounding gap (real minus shuffled assistant turn)"
-    found = next((g for g in grounding_gaps(evidence.results, evidence.perturbed) if g.metric == "semantic"), None)
+    found = next((g for g in figures.gaps if g.metric == SEMANTIC), None)
     if found is None:
         return Measurement(None, 0, label, detail="no probe has a prediction under both contexts")
     detail = f"similarity to the real turn {found.real:.3f} with the real context, {found.perturbed:.3f} shuffled"
     return Measurement(found.gap, found.n, label, (found.ci_low, found.ci_high), detail)
 
 
-def run_gates(settings: Settings) -> list[Gate]:
+def run_gates(settings: GateSettings, shuffle_control: bool = False) -> list[Gate]:
     found = [
-        Gate("semantic_similarity", "--utg-min-similarity", ">=", settings.min_similarity, mean_similarity("semantic")),
-        Gate("lexical_similarity", "--utg-min-lexical", ">=", settings.min_lexical, mean_similarity("lexical")),
+        Gate("semantic_similarity", "--utg-min-similarity", ">=", settings.min_similarity, mean_similarity(SEMANTIC)),
+        Gate("lexical_similarity", "--utg-min-lexical", ">=", settings.min_lexical, mean_similarity(LEXICAL)),
         Gate("skill", "--utg-min-skill", ">", settings.min_skill, skill),
         Gate("echo_rate", "--utg-max-echo-rate", "<=", settings.max_echo_rate, echo_rate),
         Gate("followup_rate", "--utg-min-followup-rate", ">=", settings.min_followup_rate, followup_rate),
     ]
-    if settings.control == "shuffle":
+    if shuffle_control:
         found.append(Gate("grounding_gap", "--utg-min-grounding-gap", ">", settings.min_grounding_gap, grounding_gap))
     return found
 
 
-def evaluate(gate: Gate, evidence: Evidence, gate_on: str = "point") -> GateVerdict:
+def evaluate(gate: Gate, figures: Figures, gate_on: str = "point") -> GateVerdict:
     """A gate with nothing to measure fails: no evidence is not a pass. With `gate_on` "lower", a gate that has an
     interval must pass on its conservative bound: the lower one for a minimum, the upper one for a maximum."""
-    measured = gate.measure(evidence)
+    measured = gate.measure(figures)
     low, high = measured.ci if measured.ci else (None, None)
     basis, compared = "point", measured.value
     if gate_on == "lower" and measured.ci is not None:
@@ -167,10 +136,15 @@ def evaluate(gate: Gate, evidence: Evidence, gate_on: str = "point") -> GateVerd
         ci_high=high,
         detail=measured.detail,
         basis=basis,
+        option=gate.option,
     )
 
 
-def probe_thresholds(probe: Probe, settings: Settings) -> dict[str, float]:
+def judge(settings: GateSettings, figures: Figures, shuffle_control: bool = False) -> tuple[GateVerdict, ...]:
+    return tuple(evaluate(gate, figures, settings.gate_on) for gate in run_gates(settings, shuffle_control))
+
+
+def probe_thresholds(probe: Probe, settings: GateSettings) -> dict[str, float]:
     """Per-probe minimums by metric: the run's opt-in values, overridden by the conversation's metadata."""
     configured = {
         "min_probe_similarity": settings.min_probe_similarity,

@@ -1,12 +1,13 @@
 """The pytest nodes: one File per log, one Collector per conversation, one Item per probe, one Item per gate.
 
-Items only read what the generation phase produced; failures are reported with `pytest.fail(pytrace=False)` so the
-reader sees the conversation and the scores, not a traceback of this plugin.
+The plugin hands each node the run (`from_parent(..., run=...)`); items only read the run record the generation phase
+produced. Failures are reported with `pytest.fail(pytrace=False)` so the reader sees the conversation and the scores,
+not a traceback of this plugin.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,63 +15,65 @@ import pytest
 
 from utg_pytest import gates
 from utg_pytest.model import LogError, Probe
-from utg_pytest.plugin import MARKER, SUITE_KEY
+from utg_pytest.pipeline import Run
 from utg_pytest.report import terminal
-from utg_pytest.suite import Suite
 
-
-def suite_of(node: pytest.Item | pytest.Collector) -> Suite:
-    return node.config.stash[SUITE_KEY]
+MARKER = "utg"
 
 
 class LogFile(pytest.File):
+    def __init__(self, *, run: Run, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        suite = suite_of(self)
         by_conversation: dict[str, list[Probe]] = {}
-        for probe in suite.probes_in(self.nodeid):
-            by_conversation.setdefault(probe.conversation_id, []).append(probe)
+        for probe in self.run.loaded.probes:
+            if probe.source == self.nodeid:
+                by_conversation.setdefault(probe.conversation_id, []).append(probe)
         for conversation_id, probes in by_conversation.items():
-            yield ConversationNode.from_parent(self, name=conversation_id, probes=probes)
-        if suite.settings.strict:
-            for error in suite.errors_in(self.nodeid):
-                yield LogLineItem.from_parent(self, name=f"line{error.line}", error=error)
+            yield ConversationNode.from_parent(self, name=conversation_id, probes=probes, run=self.run)
+        if self.run.settings.logs.strict:
+            for error in self.run.loaded.errors:
+                if error.source == self.nodeid:
+                    yield LogLineItem.from_parent(self, name=f"line{error.line}", error=error)
 
 
 class ConversationNode(pytest.Collector):
-    def __init__(self, *, probes: list[Probe], **kwargs: Any) -> None:
+    def __init__(self, *, probes: list[Probe], run: Run, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.probes = probes
+        self.run = run
 
     def collect(self) -> Iterator[pytest.Item]:
         for probe in self.probes:
-            yield ProbeItem.from_parent(self, name=f"turn{probe.turn}", probe=probe)
+            yield ProbeItem.from_parent(self, name=f"turn{probe.turn}", probe=probe, run=self.run)
 
 
 class ProbeItem(pytest.Item):
-    def __init__(self, *, probe: Probe, **kwargs: Any) -> None:
+    def __init__(self, *, probe: Probe, run: Run, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.probe = probe
+        self.run = run
         self.add_marker(MARKER)
 
     def setup(self) -> None:
-        suite = suite_of(self)
-        suite.ensure_results()
-        result = suite.result(self.probe.id)
-        if result is None:
+        found = self.run.record_for(self.probe.id).probe(self.probe.id)
+        if found is None:
             pytest.fail(terminal.probe_error(self.probe, "the generation phase did not run"), pytrace=False)
-        if not result.ok:
-            pytest.fail(terminal.probe_error(self.probe, result.error or ""), pytrace=False)
+        if not found.result.ok:
+            pytest.fail(terminal.probe_error(self.probe, found.result.error or ""), pytrace=False)
 
     def runtest(self) -> None:
-        suite = suite_of(self)
-        result = suite.result(self.probe.id)
-        assert result is not None
-        thresholds = suite.thresholds(self.probe)
+        found = self.run.record_for(self.probe.id).probe(self.probe.id)
+        assert found is not None
+        result = found.result
         for metric, value in result.scores.items():
             self.user_properties.append((f"utg_{metric}", round(value, 4)))
-        shortfalls = gates.probe_shortfalls(result, thresholds, suite.settings.min_probe_pass_rate)
+        pass_rate = self.run.settings.gates.min_probe_pass_rate
+        shortfalls = gates.probe_shortfalls(result, found.thresholds, pass_rate)
         if shortfalls:
-            pytest.fail(terminal.probe_failure(self.probe, result, thresholds, shortfalls), pytrace=False)
+            pytest.fail(terminal.probe_failure(self.probe, result, found.thresholds, shortfalls), pytrace=False)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.probe.line - 1, f"{self.probe.conversation_id} turn {self.probe.turn}"
@@ -92,40 +95,57 @@ class LogLineItem(pytest.Item):
 
 
 class GateGroup(pytest.Collector):
+    def __init__(self, *, run: Run, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+
     def collect(self) -> Iterator[pytest.Item]:
-        for gate in gates.run_gates(suite_of(self).settings):
-            yield GateItem.from_parent(self, name=gate.name, gate=gate)
+        settings = self.run.settings
+        for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
+            yield GateItem.from_parent(self, name=gate.name, gate=gate, run=self.run)
+
+
+def gate_properties(verdict: Any) -> list[tuple[str, object]]:
+    """The JUnit properties of a gate's verdict."""
+    return [
+        ("utg_gate_value", verdict.value),
+        ("utg_gate_threshold", verdict.threshold),
+        ("utg_gate_n", verdict.n),
+    ]
 
 
 class GateItem(pytest.Item):
-    def __init__(self, *, gate: gates.Gate, **kwargs: Any) -> None:
+    def __init__(self, *, gate: gates.Gate, run: Run, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
+        self.run = run
         self.add_marker(MARKER)
 
     def setup(self) -> None:
-        suite_of(self).ensure_results()
+        self.run.record()
 
     def runtest(self) -> None:
-        verdict = suite_of(self).verdict(self.gate.name)
-        self.user_properties += [
-            ("utg_gate_value", verdict.value),
-            ("utg_gate_threshold", verdict.threshold),
-            ("utg_gate_n", verdict.n),
-        ]
+        verdict = self.run.record().verdict(self.gate.name)
+        self.user_properties += gate_properties(verdict)
         if not verdict.passed:
-            pytest.fail(terminal.gate_failure(verdict, self.gate.option), pytrace=False)
+            pytest.fail(terminal.gate_failure(verdict), pytrace=False)
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"gate {self.gate.name}"
 
 
-def collect(session: pytest.Session, suite: Suite) -> list[pytest.Item]:
-    """Build the nodes for every log file and the gates, and expand them into items."""
+GATE_GROUP = "utg::gate"
+
+
+def collect(
+    session: pytest.Session, run: Run, paths: Sequence[tuple[Path, str]], with_gates: bool
+) -> list[pytest.Item]:
+    """Build the nodes for every log file and, when this process judges them, the gates; expand them into items."""
     items: list[pytest.Item] = []
-    for path, name in suite.files:
-        log = LogFile.from_parent(session, path=path, nodeid=name)
+    for path, name in paths:
+        log = LogFile.from_parent(session, path=path, nodeid=name, run=run)
         items.extend(session.genitems(log))
-    group = GateGroup.from_parent(session, name="utg::gate", nodeid="utg::gate")
-    items.extend(session.genitems(group))
+    if with_gates:
+        group = GateGroup.from_parent(session, name=GATE_GROUP, nodeid=GATE_GROUP, run=run)
+        items.extend(session.genitems(group))
     return items

@@ -48,6 +48,15 @@ class LogIndex:
 
 
 @dataclass(frozen=True)
+class LogFile:
+    """A log file as a run records it: its name in node ids, and what it held."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class LogError:
     """A log line that could not become a conversation; reported, never silently skipped."""
 
@@ -94,6 +103,19 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """What the generation phase got for one sample of a probe: a generation and its cleaned prediction, or the error
+    that ended its attempts (never both)."""
+
+    generation: Generation | None
+    prediction: str | None
+    error: str | None
+    attempts: int
+    latency_s: float
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,8 @@ class GateVerdict:
     detail: str = ""
     basis: str = "point"
     """What was compared with the threshold: the point estimate, or the interval's conservative bound."""
+    option: str = ""
+    """The option that sets the threshold."""
 
     @property
     def compared(self) -> float | None:

@@ -34,6 +34,13 @@ def probe_id(source: str, conversation_id: str, turn: int) -> str:
     return f"{source}::{conversation_id}::turn{turn}"
 
 
+def shard_of(probe_id: str, shards: int) -> int:
+    """The shard (0-based) a probe belongs to among `shards`: a hash of its id alone, so a probe stays in its shard
+    as logs grow, and every process that knows the id agrees (CI matrix jobs, pytest-xdist workers)."""
+    digest = hashlib.sha256(f"shard\x00{probe_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
 def _thresholds(metadata: dict[str, Any]) -> dict[str, float]:
     utg = metadata.get("utg")
     found = utg.get("thresholds", {}) if isinstance(utg, dict) else {}
@@ -148,6 +155,16 @@ class ProbeSet(Sequence[Probe]):
 
         return self._keep(last(log, chosen) for log, chosen in zip(self._logs, self._chosen, strict=True))
 
+    def shard(self, index: int, count: int) -> ProbeSet:
+        """Shard `index` (1-based) of `count`, chosen on ids alone."""
+        kept: list[list[int]] = [[] for _ in self._chosen]
+        bounds = list(itertools.accumulate(map(len, self._chosen), initial=0))
+        for i, found in enumerate(self.ids):
+            if shard_of(found, count) == index - 1:
+                log = bisect.bisect_right(bounds, i) - 1
+                kept[log].append(self._chosen[log][i - bounds[log]])
+        return self._keep(kept)
+
     def sample(self, size: int, seed: int) -> ProbeSet:
         """At most `size` probes, ranked by a seeded hash of their id, so a probe's inclusion does not depend on which
         other probes exist: adding conversations to a log keeps most of the previous sample, which keeps runs
@@ -171,7 +188,8 @@ def build_probes(
     seed: int = 0,
     max_context_turns: int | None = None,
 ) -> ProbeSet:
-    """All probes in log order, optionally thinned to the last per conversation and to a sample."""
+    """All probes in log order, optionally thinned to the last per conversation and to a sample (sharding, which
+    comes after, is the caller's)."""
     probes = ProbeSet(logs, max_context_turns)
     if mode == "last":
         probes = probes.last_per_conversation()

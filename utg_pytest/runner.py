@@ -1,5 +1,5 @@
-"""The generation phase: every selected probe goes to the model once, concurrently, then all predictions, and the
-reference predictors' answers for the same probes, are scored together.
+"""The generation phase: every selected probe goes to the model once per sample, concurrently, answered from the
+record/replay cache where it can be; then, with an LLM judge, every prediction is judged.
 
 Items only read what this phase produced, so a failed request is retried here and then carried on its probe as an
 error, never dropped and never scored.
@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from utg_pytest.cache import GenerationCache, generation_key
 from utg_pytest.cost import Budget, BudgetExhausted, Usage, estimate_prompt_tokens
 from utg_pytest.generate import Backend, ModelError, Sampling
 from utg_pytest.generate.prompts import build_request, clean_turn
-from utg_pytest.model import Generation, Probe, ProbeResult
-from utg_pytest.scoring.embeddings import TextVectors
+from utg_pytest.model import Attempted, Generation, Probe
 from utg_pytest.scoring.judge import Judged, judge_one, judgement_key, parse_judgement
-from utg_pytest.scoring.labels import CONTEXT, context_texts
-from utg_pytest.scoring.outcomes import combine_samples, score_sample, scores
-from utg_pytest.scoring.references import reference_texts
-from utg_pytest.settings import Settings
+from utg_pytest.settings import GenerationConfig, LimitSettings, Settings
 
 RETRY_DELAY_S = 0.5
 
@@ -40,16 +36,6 @@ class Status:
 
 Progress = Callable[[Status], None]
 """Called after each probe's generation settles."""
-
-
-@dataclass(frozen=True)
-class Attempted:
-    generation: Generation | None
-    prediction: str | None
-    error: str | None
-    attempts: int
-    latency_s: float
-    cached: bool = False
 
 
 class LazyBackend:
@@ -88,9 +74,9 @@ class CachePolicy:
     identity: str
     fingerprint: str
 
-    def key(self, probe: Probe, settings: Settings, sample: int = 0) -> str:
-        sampling = {"temperature": settings.temperature, "max_tokens": settings.max_tokens, "seed": settings.seed}
-        return generation_key(self.identity, settings.prompt, self.fingerprint, probe, sampling, sample)
+    def key(self, probe: Probe, generation: GenerationConfig, sample: int = 0) -> str:
+        sampling = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": generation.seed}
+        return generation_key(self.identity, generation.prompt, self.fingerprint, probe, sampling, sample)
 
     def read(self, key: str) -> tuple[str, Generation] | None:
         """The cached answer, in the modes that read the cache (refresh asks again and overwrites)."""
@@ -105,7 +91,7 @@ class CachePolicy:
 class Limits:
     """What bounds calls to the model: requests in flight, requests and tokens per minute, and the token budget."""
 
-    def __init__(self, settings: Settings, period_s: float = 60.0) -> None:
+    def __init__(self, settings: LimitSettings, period_s: float = 60.0) -> None:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.budget = Budget(settings.budget_tokens)
         self._rpm: Any = None
@@ -124,16 +110,18 @@ class Limits:
             await self._tpm.acquire(min(tokens, self._tpm_max))
 
 
-def sample_seed(settings: Settings, sample: int) -> int | None:
+def sample_seed(generation: GenerationConfig, sample: int) -> int | None:
     """Samples of a probe differ by seed, so repeated samples are not copies of one another (the embedded model would
     otherwise always use its default seed) and each stays reproducible. The first sample keeps the configured seed."""
-    if settings.seed is None and sample == 0:
+    if generation.seed is None and sample == 0:
         return None
-    return (settings.seed or 0) + sample
+    return (generation.seed or 0) + sample
 
 
-async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: Limits, sample: int) -> Attempted:
-    sampling = Sampling(settings.temperature, settings.max_tokens, sample_seed(settings, sample))
+async def _generate(
+    backend: Backend, probe: Probe, generation: GenerationConfig, retries: int, limits: Limits, sample: int
+) -> Attempted:
+    sampling = Sampling(generation.temperature, generation.max_tokens, sample_seed(generation, sample))
     started = time.perf_counter()
     attempts = 0
     worst_case = 0
@@ -142,21 +130,21 @@ async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: 
         while True:
             attempts += 1
             try:
-                request = build_request(probe, settings.prompt, backend.chat_template)
+                request = build_request(probe, generation.prompt, backend.chat_template)
                 if attempts == 1:
-                    worst_case = estimate_prompt_tokens(request) + settings.max_tokens
+                    worst_case = estimate_prompt_tokens(request) + generation.max_tokens
                     limits.budget.reserve(worst_case)
                 await limits.pace(worst_case)
-                generation, tries = await backend.generate(request, sampling)
+                answer, tries = await backend.generate(request, sampling)
                 attempts += tries - 1
-                used = Usage(generation.prompt_tokens, generation.completion_tokens)
-                prediction = clean_turn(generation.text, request.stops)
-                return Attempted(generation, prediction, None, attempts, time.perf_counter() - started)
+                used = Usage(answer.prompt_tokens, answer.completion_tokens)
+                prediction = clean_turn(answer.text, request.stops)
+                return Attempted(answer, prediction, None, attempts, time.perf_counter() - started)
             except BudgetExhausted as exc:
                 worst_case = 0
                 return Attempted(None, None, str(exc), 0, 0.0)
             except Exception as exc:  # any backend failure becomes the probe's reported error
-                if attempts <= settings.retries and backend.retryable(exc):
+                if attempts <= retries and backend.retryable(exc):
                     await asyncio.sleep(RETRY_DELAY_S * 2 ** (attempts - 1))
                     continue
                 if isinstance(exc, ModelError):
@@ -171,12 +159,12 @@ async def _generate(backend: Backend, probe: Probe, settings: Settings, limits: 
 
 
 def _lookup(
-    probe: Probe, settings: Settings, policy: CachePolicy | None, sample: int
+    probe: Probe, generation: GenerationConfig, policy: CachePolicy | None, sample: int
 ) -> tuple[str | None, Attempted | None]:
     """The cache key and, when the cache answers for this sample (a hit, or a miss in replay mode), the outcome."""
     if policy is None:
         return None, None
-    key = policy.key(probe, settings, sample)
+    key = policy.key(probe, generation, sample)
     hit = policy.read(key)
     if hit is not None:
         return key, Attempted(hit[1], hit[0], None, 0, 0.0, cached=True)
@@ -188,14 +176,16 @@ def _lookup(
 async def generate_all(
     probes: Sequence[Probe],
     backend: LazyBackend,
-    settings: Settings,
+    generation: GenerationConfig,
+    limits: Limits,
+    retries: int,
     policy: CachePolicy | None = None,
     progress: Progress | None = None,
     on_prediction: Callable[[str], None] | None = None,
 ) -> list[Attempted]:
-    """One outcome per sample of each probe (`settings.samples` per probe, probe after probe): answered from the cache
-    where it can, the rest concurrently by the model."""
-    total = len(probes) * settings.samples
+    """One outcome per sample of each probe (`generation.samples` per probe, probe after probe): answered from the
+    cache where it can, the rest concurrently by the model. The backend stays open for the caller's next stage."""
+    total = len(probes) * generation.samples
     outcomes: list[Attempted | None] = [None] * total
     counts = {"done": 0, "errors": 0, "cached": 0}
 
@@ -209,15 +199,13 @@ async def generate_all(
         if progress:
             progress(Status(counts["done"], total, counts["errors"], counts["cached"]))
 
-    limits = Limits(settings)
-
     async def miss(index: int, probe: Probe, sample: int, key: str | None) -> None:
         async with limits.slots:
             started = await backend.get()
             if started is None:
                 outcome = Attempted(None, None, backend.failure, 0, 0.0)
             else:
-                outcome = await _generate(started, probe, settings, limits, sample)
+                outcome = await _generate(started, probe, generation, retries, limits, sample)
         if policy is not None and key is not None and outcome.generation is not None and outcome.prediction is not None:
             policy.cache.put(key, outcome.prediction, outcome.generation)
         settled(index, outcome)
@@ -226,8 +214,8 @@ async def generate_all(
     # Objects alive before the phase (the collected items, loaded modules) cannot become garbage during it; frozen,
     # the collector stops rescanning them between requests, which is measurable per-request CPU at high concurrency.
     gc.freeze()
-    for index, (probe, sample) in enumerate((p, k) for p in probes for k in range(settings.samples)):
-        key, answered = _lookup(probe, settings, policy, sample)
+    for index, (probe, sample) in enumerate((p, k) for p in probes for k in range(generation.samples)):
+        key, answered = _lookup(probe, generation, policy, sample)
         if answered is not None:
             settled(index, answered)
         else:
@@ -236,21 +224,22 @@ async def generate_all(
         await asyncio.gather(*pending)
     finally:
         gc.unfreeze()
-        await backend.aclose()
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 async def judge_all(
-    probes: Sequence[Probe], predictions: Sequence[str | None], settings: Settings, policy: CachePolicy | None
+    probes: Sequence[Probe],
+    predictions: Sequence[str | None],
+    backend: LazyBackend,
+    identity: str,
+    policy: CachePolicy | None,
+    concurrency: int,
+    retries: int,
+    seed: int | None,
 ) -> list[Judged | None]:
     """LLM judgements of the predictions (None where there is none), from the cache where possible; the judge's
     backend starts only on a miss."""
-    from utg_pytest.generate import cache_identity, open_backend
-
-    judge_settings = settings.judge_settings()
-    backend = LazyBackend(lambda: open_backend(judge_settings), remote=judge_settings.base_url is not None)
-    identity = cache_identity(judge_settings, policy.cache.digest) if policy is not None else ""
-    slots = asyncio.Semaphore(settings.concurrency)
+    slots = asyncio.Semaphore(concurrency)
 
     async def one(probe: Probe, prediction: str) -> Judged:
         key = judgement_key(identity, probe.label_context, prediction)
@@ -263,7 +252,7 @@ async def judge_all(
             started = await backend.get()
             if started is None:
                 return Judged(None, f"judge {backend.failure}")
-            judged = await judge_one(started, probe.label_context, prediction, settings.retries, settings.seed)
+            judged = await judge_one(started, probe.label_context, prediction, retries, seed)
         if policy is not None and judged.judgement is not None and judged.raw is not None:
             policy.cache.put(key, judged.raw, Generation(judged.raw))
         return judged
@@ -271,53 +260,83 @@ async def judge_all(
     async def maybe(probe: Probe, prediction: str | None) -> Judged | None:
         return None if prediction is None else await one(probe, prediction)
 
-    try:
-        return list(await asyncio.gather(*(maybe(p, t) for p, t in zip(probes, predictions, strict=True))))
-    finally:
-        await backend.aclose()
+    return list(await asyncio.gather(*(maybe(p, t) for p, t in zip(probes, predictions, strict=True))))
 
 
-def run_probes(
-    probes: Sequence[Probe],
+@dataclass(frozen=True)
+class Stage:
+    """One pass of generation over probes: the main run, a sweep temperature or the shuffle control."""
+
+    name: str
+    probes: Sequence[Probe]
+    generation: GenerationConfig
+
+
+@dataclass(frozen=True)
+class Generated:
+    stage: Stage
+    attempted: list[Attempted]
+    """One per sample of each probe, probe after probe."""
+    judged: list[Judged | None]
+    """The LLM judge's verdict on each, when the judge is on."""
+
+
+@dataclass(frozen=True)
+class Judge:
+    """The LLM judge of a run: its backend, started lazily, and its identity for cache keys."""
+
+    backend: LazyBackend
+    identity: str
+
+
+def generate(
+    stages: Sequence[Stage],
     backend: LazyBackend,
     settings: Settings,
-    vectors: TextVectors,
-    progress: Progress | None = None,
-    pool: Sequence[Probe] | None = None,
     policy: CachePolicy | None = None,
-) -> list[ProbeResult]:
-    """`pool` is every probe of the logs: the floor reference borrows targets from it, so a probe's floor does not
-    depend on which other probes were selected. With a cache `policy`, hits skip the model entirely."""
-    references = reference_texts(probes, settings.sample_seed, pool)
+    progress: Progress | None = None,
+    on_prediction: Callable[[str], None] | None = None,
+    judge: Judge | None = None,
+) -> list[Generated]:
+    """Every stage, one after the other, in one event loop with one backend (and one judge): a model is loaded and a
+    connection pool opened once per run, not once per stage."""
 
-    def known_texts() -> Iterator[str]:
-        for probe in probes:
-            yield probe.target
-            yield from references[probe.id].values()
-            yield from context_texts(probe.label_context[-CONTEXT:])
+    async def run() -> list[Generated]:
+        found = []
+        limits = Limits(settings.limits)
+        try:
+            for stage in stages:
+                staged = (lambda status, name=stage.name: progress(replace(status, stage=name))) if progress else None
+                attempted = await generate_all(
+                    stage.probes,
+                    backend,
+                    stage.generation,
+                    limits,
+                    settings.model.retries,
+                    policy,
+                    staged,
+                    on_prediction,
+                )
+                found.append(Generated(stage, attempted, [None] * len(attempted)))
+            if judge is not None:
+                for index, done in enumerate(found):
+                    sampled = [p for p in done.stage.probes for _ in range(done.stage.generation.samples)]
+                    predictions = [outcome.prediction for outcome in done.attempted]
+                    judged = await judge_all(
+                        sampled,
+                        predictions,
+                        judge.backend,
+                        judge.identity,
+                        policy,
+                        settings.limits.concurrency,
+                        settings.model.retries,
+                        done.stage.generation.seed,
+                    )
+                    found[index] = replace(done, judged=judged)
+        finally:
+            await backend.aclose()
+            if judge is not None:
+                await judge.backend.aclose()
+        return found
 
-    if backend.remote:
-        vectors.start()
-        vectors.add(known_texts())
-    on_prediction = (lambda text: vectors.add([text])) if backend.remote else None
-    attempted = asyncio.run(generate_all(probes, backend, settings, policy, progress, on_prediction))
-    sampled = [probe for probe in probes for _ in range(settings.samples)]
-    judged: list[Judged | None] = [None] * len(sampled)
-    if settings.llm_judge:
-        predictions = [outcome.prediction for outcome in attempted]
-        judged = asyncio.run(judge_all(sampled, predictions, settings, policy))
-    if not backend.remote:
-        vectors.add(known_texts())
-        vectors.add(outcome.prediction for outcome in attempted if outcome.prediction is not None)
-    table = vectors.finish()
-
-    samples = settings.samples
-    reference_scores = {
-        probe.id: {name: scores(text, probe.target, table) for name, text in references[probe.id].items()}
-        for probe in probes
-    }
-    scored = [
-        score_sample(probe, outcome, verdict, reference_scores[probe.id], table, settings)
-        for probe, outcome, verdict in zip(sampled, attempted, judged, strict=True)
-    ]
-    return [combine_samples(scored[i * samples : (i + 1) * samples]) for i in range(len(probes))]
+    return asyncio.run(run())

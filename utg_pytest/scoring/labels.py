@@ -26,6 +26,9 @@ CONTEXT = 6
 """Messages of context a label is given against, by the heuristic classifier or the LLM judge: the recent exchange a
 follow-up reacts to."""
 LABELS: tuple[str, ...] = (GENUINE, RESTATEMENT, IDENTITY_DRIFT, IRRELEVANT, CLOSING, DEGENERATE)
+HEURISTIC = "heuristic"
+VERSION = 2
+"""The rules' revision, recorded with every run: label rates of runs labelled by different rules are not compared."""
 
 Semantic = Callable[[str, str], float]
 """Cosine similarity of two texts (see scoring.embeddings); only ever asked about the prediction and context texts."""

@@ -11,27 +11,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from utg_pytest import stats
-from utg_pytest.model import Probe, ProbeResult
+from utg_pytest.model import Attempted, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
+from utg_pytest.scoring.judge import Judged
 from utg_pytest.scoring.labels import CONTEXT, classify
 from utg_pytest.scoring.references import last_text
-from utg_pytest.settings import Settings
-
-if TYPE_CHECKING:
-    from utg_pytest.runner import Attempted
-    from utg_pytest.scoring.judge import Judged
+from utg_pytest.scoring.scorers import Scorer, score_all
 
 
-def scores(text: str, target: str, vectors: Mapping[str, Any]) -> dict[str, float]:
-    return {"semantic": similarity.semantic(text, target, vectors), "lexical": similarity.lexical(text, target)}
-
-
-def judge_labels(verdict: Judged | None, settings: Settings) -> dict[str, Any]:
-    judge = f"llm:{settings.judge_base_url or 'embedded'}#{settings.judge_model or ''}"
+def judge_labels(verdict: Judged | None, judge: str) -> dict[str, Any]:
     tokens = verdict.tokens if verdict is not None else 0
     if verdict is None or verdict.judgement is None:
         error = verdict.error if verdict is not None else "no judgement"
@@ -52,10 +44,12 @@ def score_sample(
     verdict: Judged | None,
     references: dict[str, dict[str, float]],
     vectors: Mapping[str, Any],
-    settings: Settings,
+    scorers: Sequence[Scorer],
+    judge: str | None,
 ) -> ProbeResult:
     """One generation of a probe, scored like every other. The reference predictors' scores on the probe (the same
-    for each of its samples) ride along so each result can be compared with them on its own."""
+    for each of its samples) ride along so each result can be compared with them on its own. With an LLM `judge`
+    (its identity), its verdict labels the prediction; otherwise the heuristic classifier does."""
     generation, prediction = outcome.generation, outcome.prediction
     if generation is None or prediction is None:
         return ProbeResult(
@@ -69,7 +63,7 @@ def score_sample(
             references=references,
         )
     echo = echo_score(prediction, last_text(probe, "assistant") or "")
-    labels = judge_labels(verdict, settings) if settings.llm_judge else {}
+    labels = judge_labels(verdict, judge) if judge is not None else {}
     if not labels:
         label = classify(prediction, probe.label_context[-CONTEXT:], lambda a, b: similarity.semantic(a, b, vectors))
         labels = {"label": label.label, "label_reason": label.reason}
@@ -77,7 +71,7 @@ def score_sample(
         probe.id,
         prediction,
         generation.text,
-        scores(prediction, probe.target, vectors),
+        score_all(scorers, prediction, probe.target, vectors),
         attempts=outcome.attempts,
         latency_s=outcome.latency_s,
         prompt_tokens=generation.prompt_tokens,

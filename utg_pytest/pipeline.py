@@ -1,0 +1,365 @@
+"""One utg run without pytest: load logs, build probes, generate and score the selected ones, and return the run
+record.
+
+The pytest plugin drives this; so do `utg`, scripts and the benchmarks. Loading needs only the ingest modules; the
+generation and scoring modules are imported when their stage runs, so collecting a large log stays cheap.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from utg_pytest import __version__, ingest
+from utg_pytest.model import LogError, LogFile, Probe, ProbeResult
+from utg_pytest.probes import ProbeSet, build_probes, shard_of
+from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
+
+if TYPE_CHECKING:
+    from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
+    from utg_pytest.runner import CachePolicy, Progress
+    from utg_pytest.scoring.scorers import Scorer
+
+CONTEXT_KEPT = 3
+"""Messages of a probe's context a record keeps, for reports."""
+
+
+def display_name(path: Path, rootdir: Path) -> str:
+    """How a log file is named in node ids and messages: relative to the rootdir when inside it."""
+    try:
+        return path.relative_to(rootdir.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The logs of a run, read: their files, their probes (this shard's, in log order) and their invalid lines."""
+
+    paths: tuple[Path, ...]
+    files: tuple[LogFile, ...]
+    probes: Sequence[Probe]
+    errors: tuple[LogError, ...]
+    unsharded: ProbeSet
+    """Every probe after --utg-probe and --utg-max-probes: the pool the references and the shuffle control draw
+    from, the same for every shard."""
+
+
+def load(settings: Settings) -> Loaded:
+    from utg_pytest.cache import file_digest
+
+    rootdir = Path(settings.rootdir)
+    paths = ingest.resolve_paths(settings.logs.logs)
+    names = {path: display_name(path, rootdir) for path in paths}
+    loaded = ingest.load(paths, names)
+    logs = settings.logs
+    probes = build_probes(
+        loaded.logs,
+        mode=logs.probe,
+        max_probes=logs.max_probes,
+        seed=logs.sample_seed,
+        max_context_turns=logs.max_context_turns,
+    )
+    files = tuple(LogFile(names[path], file_digest(path), path.stat().st_size) for path in paths)
+    sharded = probes.shard(*logs.shard) if logs.shard else probes
+    return Loaded(tuple(paths), files, sharded, loaded.errors, probes)
+
+
+class Run:
+    """One run of the pipeline over loaded logs, in the order pytest drives it: select the probes, then produce the
+    record once. Split into `groups` (pytest-xdist workers), each group's record is produced when a probe of it is
+    first asked for (`record_for`): a worker runs whole groups, so it generates exactly the probes it will test."""
+
+    def __init__(
+        self, settings: Settings, loaded: Loaded, scorers: Sequence[Scorer] | None = None, groups: int | None = None
+    ) -> None:
+        from utg_pytest.scoring.scorers import BUILT_IN
+
+        self.settings = settings
+        self.loaded = loaded
+        self.scorers = tuple(scorers or BUILT_IN)
+        self.groups = groups
+        self._selected: tuple[Probe, ...] = tuple(loaded.probes)
+        self._record: RunRecord | None = None
+        self._parts: dict[int, RunRecord] = {}
+
+    def select(self, probe_ids: Iterable[str]) -> None:
+        """Restrict generation to the probes pytest will run (after -k, --deselect, --lf)."""
+        wanted = set(probe_ids)
+        self._selected = tuple(p for p in self.loaded.probes if p.id in wanted)
+
+    @property
+    def selected(self) -> tuple[Probe, ...]:
+        return self._selected
+
+    def record(self, progress: Progress | None = None) -> RunRecord:
+        """The record of every selected probe, generated on first call."""
+        if self._record is None:
+            self._record = execute(self.settings, self.loaded, self._selected, self.scorers, progress)
+        return self._record
+
+    def record_for(self, probe_id: str) -> RunRecord:
+        """A record holding this probe: the run's, or, split into groups, its group's."""
+        if self.groups is None:
+            return self.record()
+        group = shard_of(probe_id, self.groups)
+        if group not in self._parts:
+            probes = [p for p in self._selected if shard_of(p.id, self.groups) == group]
+            self._parts[group] = execute(self.settings, self.loaded, probes, self.scorers, None, self._selected)
+        return self._parts[group]
+
+    def parts(self) -> list[RunRecord]:
+        """The records of the groups produced so far."""
+        return [self._parts[group] for group in sorted(self._parts)]
+
+    def plan(self) -> list[tuple[int, int]]:
+        return plan(self.settings, self.loaded, self._selected)
+
+
+def _shuffled(settings: Settings, loaded: Loaded, probes: Sequence[Probe], candidates: Sequence[Probe]) -> list[Probe]:
+    """The shuffle control's perturbed probes among `probes`. The sample is drawn from `candidates` (every selected
+    probe, or every probe of the logs when sharded), so each part of a split run perturbs the probes a serial run
+    would."""
+    from utg_pytest.controls import SHUFFLED_SUFFIX, shuffle_probes
+
+    controls = settings.controls
+    pool = candidates if not settings.logs.shard else loaded.unsharded
+    chosen = shuffle_probes(pool, loaded.unsharded, settings.logs.sample_seed, controls.control_probes)
+    ours = {p.id for p in probes}
+    return [p for p in chosen if p.id.removesuffix(SHUFFLED_SUFFIX) in ours]
+
+
+def _stages(
+    settings: Settings, loaded: Loaded, probes: Sequence[Probe], candidates: Sequence[Probe]
+) -> list[tuple[str, Sequence[Probe], GenerationConfig]]:
+    """(name, probes, how they are generated) of each pass: the run, each extra temperature, the shuffle control."""
+    generation = settings.generation
+    stages = [("predictions", probes, generation)]
+    for temperature in settings.controls.temperatures:
+        if temperature != generation.temperature:
+            stages.append(
+                (f"predictions at temperature {temperature:g}", probes, replace(generation, temperature=temperature))
+            )
+    if settings.controls.control == "shuffle":
+        stages.append(("shuffle-control predictions", _shuffled(settings, loaded, probes, candidates), generation))
+    return stages
+
+
+def execute(
+    settings: Settings,
+    loaded: Loaded,
+    probes: Sequence[Probe],
+    scorers: Sequence[Scorer],
+    progress: Progress | None = None,
+    candidates: Sequence[Probe] | None = None,
+) -> RunRecord:
+    """Generate and score `probes` (and their sweep and control variants), one backend for every stage. A cache,
+    backend or embedding model that cannot start fails every probe with the same message, in the record."""
+    from utg_pytest.cache import EmbeddingCache, GenerationCache, file_digest
+    from utg_pytest.generate import factory_for, prompt_fingerprint
+    from utg_pytest.runner import CachePolicy, Judge, LazyBackend, Stage, generate
+    from utg_pytest.scoring.embeddings import Embedder, TextVectors
+    from utg_pytest.scoring.phase import finish_vectors, known_texts, references_for, score_stage
+
+    config = settings.model
+    factory = factory_for(config)
+    embedder = Embedder(settings.output.embedding_model)
+    policy = None
+    store = None
+    identity = ""
+    embedding = embedder.name
+    fingerprint = ""
+    stage = f"cache {settings.cache_dir} unusable"
+    try:
+        cache = GenerationCache(settings.cache_dir) if settings.cache.mode != "off" else None
+        digest = cache.digest if cache is not None else file_digest
+        stage = "model backend could not start"
+        identity = factory.identity(config, digest)
+        fingerprint = prompt_fingerprint(factory, config, settings.generation.prompt)
+        stage = "embedding model unusable"
+        digests = [digest(path) for path in embedder.files()]
+        embedding = embedder.identity(digests)
+        if cache is not None:
+            policy = CachePolicy(cache, settings.cache.mode, identity, fingerprint)
+            store = EmbeddingCache(settings.cache_dir, "|".join([embedder.name, *digests]))
+    except Exception as exc:  # an unusable model file or cache fails every probe with one message
+        message = f"{stage}: {type(exc).__name__}: {exc}"
+        results = [ProbeResult(p.id, None, None, {}, error=message, attempts=0) for p in probes]
+        return _record(
+            settings, loaded, probes, results, {}, [], identity, None, embedding, fingerprint, scorers, message
+        )
+
+    judge_settings = settings.judge
+    judge = None
+    labeller = None
+    if judge_settings.llm:
+        judge_config = judge_settings.backend(config)
+        judge_factory = factory_for(judge_config)
+        judge_identity = judge_factory.identity(judge_config, policy.cache.digest) if policy is not None else ""
+        judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config), judge_config.remote), judge_identity)
+        labeller = judge_label(judge_config)
+
+    stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes)]
+    references = {}
+    for done in stages:
+        references.update(references_for(done.probes, settings.logs.sample_seed, loaded.unsharded))
+    all_probes = [p for done in stages for p in done.probes]
+    vectors = TextVectors(embedder, store)
+    backend = LazyBackend(lambda: factory.open(config), config.remote)
+    try:
+        if config.remote:
+            vectors.start()
+            vectors.add(known_texts(all_probes, references))
+        on_prediction = (lambda text: vectors.add([text])) if config.remote else None
+        generated = generate(stages, backend, settings, policy, progress, on_prediction, judge)
+        table = finish_vectors(vectors, generated, config.remote, known_texts(all_probes, references))
+        scored = [score_stage(done, references, table, scorers, labeller) for done in generated]
+    finally:
+        if policy is not None:
+            policy.cache.close()
+        if store is not None:
+            store.close()
+    failure = backend.failure
+    main, others = scored[0], scored[1:]
+    sweep: dict[str, dict[str, ProbeResult]] = {}
+    shuffled: list[ProbeResult] = []
+    for done, results in zip(stages[1:], others, strict=True):
+        if done.name.startswith("shuffle"):
+            shuffled = results
+        else:
+            sweep[f"{done.generation.temperature:g}"] = {r.probe_id: r for r in results}
+    return _record(
+        settings,
+        loaded,
+        probes,
+        main,
+        sweep,
+        shuffled,
+        identity,
+        backend.identity,
+        embedding,
+        fingerprint,
+        scorers,
+        failure,
+        labeller,
+    )
+
+
+def judge_label(config: BackendConfig) -> str:
+    """How predictions labelled by an LLM judge say so (`labelled_by`)."""
+    from utg_pytest.generate import without_credentials
+
+    where = without_credentials(config.base_url) if config.base_url else "embedded"
+    return f"llm:{where}#{config.model or ''}"
+
+
+def _record(
+    settings: Settings,
+    loaded: Loaded,
+    probes: Sequence[Probe],
+    results: Sequence[ProbeResult],
+    sweep: dict[str, dict[str, ProbeResult]],
+    shuffled: Sequence[ProbeResult],
+    backend_key: str,
+    served_by: str | None,
+    embedding: str,
+    fingerprint: str,
+    scorers: Sequence[Scorer],
+    failure: str | None,
+    labeller: str | None = None,
+) -> RunRecord:
+    from utg_pytest import gates
+    from utg_pytest.controls import SHUFFLED_SUFFIX
+    from utg_pytest.generate import factory_for
+    from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
+    from utg_pytest.scoring.judge import JUDGE_VERSION
+    from utg_pytest.scoring.labels import HEURISTIC, VERSION
+    from utg_pytest.scoring.scorers import versions
+
+    by_id = {r.probe_id: r for r in results}
+    perturbed = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in shuffled}
+    records: list[ProbeRecord] = []
+    for probe in probes:
+        result = by_id[probe.id]
+        thresholds = gates.probe_thresholds(probe, settings.gates)
+        passed = (
+            not gates.probe_shortfalls(result, thresholds, settings.gates.min_probe_pass_rate) if result.ok else None
+        )
+        records.append(
+            ProbeRecord(
+                probe_id=probe.id,
+                source=probe.source,
+                line=probe.line,
+                conversation_id=probe.conversation_id,
+                turn=probe.turn,
+                context_messages=len(probe.context),
+                context_tail=probe.context[-CONTEXT_KEPT:],
+                target=probe.target,
+                thresholds=thresholds,
+                result=result,
+                passed=passed,
+                sweep={t: found[probe.id] for t, found in sweep.items() if probe.id in found},
+                shuffled=perturbed.get(probe.id),
+            )
+        )
+    header = RunHeader(
+        utg_version=__version__,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        settings=settings,
+        backend=factory_for(settings.model).describe(settings.model),
+        backend_key=backend_key,
+        served_by=served_by,
+        embedding_model=embedding,
+        prompt_fingerprint=fingerprint,
+        labeller=f"{labeller}/judge-{JUDGE_VERSION}" if labeller else f"{HEURISTIC}-{VERSION}",
+        scorers=versions(scorers),
+        logs=loaded.files,
+        log_errors=loaded.errors,
+        probes_in_logs=len(loaded.unsharded),
+        probes_in_shard=len(loaded.probes),
+    )
+    return RunRecord(header, tuple(records), failure)
+
+
+def header_only(settings: Settings, loaded: Loaded, scorers: Sequence[Scorer]) -> RunHeader:
+    """The header of a run that generated nothing (every probe deselected, or logs without probes)."""
+    return _record(settings, loaded, (), (), {}, (), "", None, "", "", scorers, None).header
+
+
+def plan(settings: Settings, loaded: Loaded, selected: Sequence[Probe]) -> list[tuple[int, int]]:
+    """For --utg-dry-run: (estimated prompt tokens, max completion tokens) of each request a run would make to the
+    model under test, sweep temperatures and the shuffle control included (LLM-judge calls are not). The cache is
+    consulted, so hits are not counted; no model is loaded or called (the embedded model's own chat template is
+    approximated by ChatML)."""
+    from utg_pytest.cache import CACHE_FILE, GenerationCache
+    from utg_pytest.cost import estimate_prompt_tokens
+    from utg_pytest.generate import factory_for, planning_template, prompt_fingerprint
+    from utg_pytest.generate.prompts import build_request
+    from utg_pytest.runner import CachePolicy
+
+    config = settings.model
+    factory = factory_for(config)
+    template = planning_template(factory, config)
+    cache = None
+    if settings.cache.mode in ("use", "replay") and (settings.cache_dir / CACHE_FILE).is_file():
+        cache = GenerationCache(settings.cache_dir)
+    try:
+        policy: CachePolicy | None = None
+        if cache is not None:
+            identity = factory.identity(config, cache.digest)
+            fingerprint = prompt_fingerprint(factory, config, settings.generation.prompt)
+            policy = CachePolicy(cache, settings.cache.mode, identity, fingerprint)
+        requests = []
+        for _, probes, generation in _stages(settings, loaded, selected, selected):
+            for probe in probes:
+                request = build_request(probe, generation.prompt, template)
+                for sample in range(generation.samples):
+                    if policy is None or policy.read(policy.key(probe, generation, sample)) is None:
+                        requests.append((estimate_prompt_tokens(request), generation.max_tokens))
+        return requests
+    finally:
+        if cache is not None:
+            cache.close()

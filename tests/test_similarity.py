@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,13 @@ def test_the_worker_thread_encodes_texts_added_while_it_runs(tmp_path: Path) -> 
     embedder = CountingEmbedder()
     vectors = TextVectors(embedder)
     vectors.start()
-    for text in [TARGET, *PREDICTIONS]:
+    texts = [TARGET, *PREDICTIONS]
+    for text in texts:
         vectors.add([text])
+    deadline = time.monotonic() + 60
+    while sorted(t for call in embedder.calls for t in call) != sorted({t for t in texts if t}):
+        assert time.monotonic() < deadline, f"the worker encoded only {embedder.calls} before finish()"
+        time.sleep(0.05)
     threaded = scores(vectors.finish())
     assert threaded == pytest.approx(scores(TextVectors(Embedder()).add_all([TARGET, *PREDICTIONS])), abs=1e-5)
 

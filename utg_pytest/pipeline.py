@@ -16,15 +16,18 @@ from typing import TYPE_CHECKING
 from utg_pytest import __version__, ingest
 from utg_pytest.model import LogError, LogFile, Probe, ProbeResult
 from utg_pytest.probes import ProbeSet, build_probes, shard_of
+from utg_pytest.scoring.labels import HEURISTIC, VERSION
 from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
 
 if TYPE_CHECKING:
+    from utg_pytest.generate import BackendFactory
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
     from utg_pytest.scoring.scorers import Scorer
 
 CONTEXT_KEPT = 3
 """Messages of a probe's context a record keeps, for reports."""
+HEURISTIC_LABELLER = f"{HEURISTIC}-{VERSION}"
 
 
 def display_name(path: Path, rootdir: Path) -> str:
@@ -74,14 +77,21 @@ class Run:
     first asked for (`record_for`): a worker runs whole groups, so it generates exactly the probes it will test."""
 
     def __init__(
-        self, settings: Settings, loaded: Loaded, scorers: Sequence[Scorer] | None = None, groups: int | None = None
+        self,
+        settings: Settings,
+        loaded: Loaded,
+        scorers: Sequence[Scorer] | None = None,
+        groups: int | None = None,
+        factory: BackendFactory | None = None,
     ) -> None:
+        from utg_pytest.generate import factory_for
         from utg_pytest.scoring.scorers import BUILT_IN
 
         self.settings = settings
         self.loaded = loaded
         self.scorers = tuple(scorers or BUILT_IN)
         self.groups = groups
+        self.factory = factory or factory_for(settings.model)
         self._selected: tuple[Probe, ...] = tuple(loaded.probes)
         self._record: RunRecord | None = None
         self._parts: dict[int, RunRecord] = {}
@@ -98,7 +108,7 @@ class Run:
     def record(self, progress: Progress | None = None) -> RunRecord:
         """The record of every selected probe, generated on first call."""
         if self._record is None:
-            self._record = execute(self.settings, self.loaded, self._selected, self.scorers, progress)
+            self._record = execute(self.settings, self.loaded, self._selected, self.scorers, self.factory, progress)
         return self._record
 
     def record_for(self, probe_id: str) -> RunRecord:
@@ -108,7 +118,9 @@ class Run:
         group = shard_of(probe_id, self.groups)
         if group not in self._parts:
             probes = [p for p in self._selected if shard_of(p.id, self.groups) == group]
-            self._parts[group] = execute(self.settings, self.loaded, probes, self.scorers, None, self._selected)
+            self._parts[group] = execute(
+                self.settings, self.loaded, probes, self.scorers, self.factory, None, self._selected
+            )
         return self._parts[group]
 
     def parts(self) -> list[RunRecord]:
@@ -153,25 +165,29 @@ def execute(
     loaded: Loaded,
     probes: Sequence[Probe],
     scorers: Sequence[Scorer],
+    factory: BackendFactory,
     progress: Progress | None = None,
     candidates: Sequence[Probe] | None = None,
 ) -> RunRecord:
-    """Generate and score `probes` (and their sweep and control variants), one backend for every stage. A cache,
-    backend or embedding model that cannot start fails every probe with the same message, in the record."""
+    """Generate and score `probes` (and their sweep and control variants), one backend for every stage, made by
+    `factory`. A cache, backend or embedding model that cannot start fails every probe with the same message, in the
+    record."""
     from utg_pytest.cache import EmbeddingCache, GenerationCache, file_digest
     from utg_pytest.generate import factory_for, prompt_fingerprint
     from utg_pytest.runner import CachePolicy, Judge, LazyBackend, Stage, generate
     from utg_pytest.scoring.embeddings import Embedder, TextVectors
+    from utg_pytest.scoring.judge import JUDGE_VERSION
     from utg_pytest.scoring.phase import finish_vectors, known_texts, references_for, score_stage
+    from utg_pytest.scoring.scorers import versions
 
     config = settings.model
-    factory = factory_for(config)
     embedder = Embedder(settings.output.embedding_model)
     policy = None
     store = None
     identity = ""
     embedding = embedder.name
     fingerprint = ""
+    known = Identity(factory.describe(config), "", embedding, "", HEURISTIC_LABELLER, versions(scorers))
     stage = f"cache {settings.cache_dir} unusable"
     try:
         cache = GenerationCache(settings.cache_dir) if settings.cache.mode != "off" else None
@@ -188,10 +204,10 @@ def execute(
     except Exception as exc:  # an unusable model file or cache fails every probe with one message
         message = f"{stage}: {type(exc).__name__}: {exc}"
         results = [ProbeResult(p.id, None, None, {}, error=message, attempts=0) for p in probes]
-        return _record(
-            settings, loaded, probes, results, {}, [], identity, None, embedding, fingerprint, scorers, message
-        )
+        found = replace(known, backend_key=identity, embedding_model=embedding, prompt_fingerprint=fingerprint)
+        return _record(settings, loaded, probes, results, found, None, message)
 
+    known = replace(known, backend_key=identity, embedding_model=embedding, prompt_fingerprint=fingerprint)
     judge_settings = settings.judge
     judge = None
     labeller = None
@@ -201,6 +217,7 @@ def execute(
         judge_identity = judge_factory.identity(judge_config, policy.cache.digest) if policy is not None else ""
         judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config), judge_config.remote), judge_identity)
         labeller = judge_label(judge_config)
+        known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
     stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes)]
     references = {}
@@ -231,21 +248,7 @@ def execute(
             shuffled = results
         else:
             sweep[f"{done.generation.temperature:g}"] = {r.probe_id: r for r in results}
-    return _record(
-        settings,
-        loaded,
-        probes,
-        main,
-        sweep,
-        shuffled,
-        identity,
-        backend.identity,
-        embedding,
-        fingerprint,
-        scorers,
-        failure,
-        labeller,
-    )
+    return _record(settings, loaded, probes, main, known, backend.identity, failure, sweep, shuffled)
 
 
 def judge_label(config: BackendConfig) -> str:
@@ -256,28 +259,32 @@ def judge_label(config: BackendConfig) -> str:
     return f"llm:{where}#{config.model or ''}"
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What produced a run's scores, as its header records it."""
+
+    backend: str
+    backend_key: str
+    embedding_model: str
+    prompt_fingerprint: str
+    labeller: str
+    scorers: dict[str, str]
+
+
 def _record(
     settings: Settings,
     loaded: Loaded,
     probes: Sequence[Probe],
     results: Sequence[ProbeResult],
-    sweep: dict[str, dict[str, ProbeResult]],
-    shuffled: Sequence[ProbeResult],
-    backend_key: str,
+    identity: Identity,
     served_by: str | None,
-    embedding: str,
-    fingerprint: str,
-    scorers: Sequence[Scorer],
     failure: str | None,
-    labeller: str | None = None,
+    sweep: dict[str, dict[str, ProbeResult]] | None = None,
+    shuffled: Sequence[ProbeResult] = (),
 ) -> RunRecord:
     from utg_pytest import gates
     from utg_pytest.controls import SHUFFLED_SUFFIX
-    from utg_pytest.generate import factory_for
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
-    from utg_pytest.scoring.judge import JUDGE_VERSION
-    from utg_pytest.scoring.labels import HEURISTIC, VERSION
-    from utg_pytest.scoring.scorers import versions
 
     by_id = {r.probe_id: r for r in results}
     perturbed = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in shuffled}
@@ -301,7 +308,7 @@ def _record(
                 thresholds=thresholds,
                 result=result,
                 passed=passed,
-                sweep={t: found[probe.id] for t, found in sweep.items() if probe.id in found},
+                sweep={t: found[probe.id] for t, found in (sweep or {}).items() if probe.id in found},
                 shuffled=perturbed.get(probe.id),
             )
         )
@@ -309,13 +316,13 @@ def _record(
         utg_version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         settings=settings,
-        backend=factory_for(settings.model).describe(settings.model),
-        backend_key=backend_key,
+        backend=identity.backend,
+        backend_key=identity.backend_key,
         served_by=served_by,
-        embedding_model=embedding,
-        prompt_fingerprint=fingerprint,
-        labeller=f"{labeller}/judge-{JUDGE_VERSION}" if labeller else f"{HEURISTIC}-{VERSION}",
-        scorers=versions(scorers),
+        embedding_model=identity.embedding_model,
+        prompt_fingerprint=identity.prompt_fingerprint,
+        labeller=identity.labeller,
+        scorers=identity.scorers,
         logs=loaded.files,
         log_errors=loaded.errors,
         probes_in_logs=len(loaded.unsharded),
@@ -324,9 +331,13 @@ def _record(
     return RunRecord(header, tuple(records), failure)
 
 
-def header_only(settings: Settings, loaded: Loaded, scorers: Sequence[Scorer]) -> RunHeader:
+def header_only(run: Run) -> RunHeader:
     """The header of a run that generated nothing (every probe deselected, or logs without probes)."""
-    return _record(settings, loaded, (), (), {}, (), "", None, "", "", scorers, None).header
+    from utg_pytest.scoring.scorers import versions
+
+    config = run.settings.model
+    identity = Identity(run.factory.describe(config), "", "", "", HEURISTIC_LABELLER, versions(run.scorers))
+    return _record(run.settings, run.loaded, (), (), identity, None, None).header
 
 
 def plan(settings: Settings, loaded: Loaded, selected: Sequence[Probe]) -> list[tuple[int, int]]:

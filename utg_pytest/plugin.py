@@ -204,7 +204,7 @@ def _shown_record(config: pytest.Config) -> RunRecord | None:
     from utg_pytest.pipeline import header_only
     from utg_pytest.record import RunRecord
 
-    return RunRecord(header_only(run.settings, run.loaded, run.scorers), ())
+    return RunRecord(header_only(run), ())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -1,0 +1,70 @@
+"""The generation phase's orchestration, against an in-memory backend: stages share one backend, the cache answers
+before the backend starts, failures are retried and then carried on their probe, samples differ by seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakes import FakeFactory
+
+from utg_pytest.cache import GenerationCache
+from utg_pytest.generate.prompts import Request
+from utg_pytest.model import Message, Probe
+from utg_pytest.runner import CachePolicy, LazyBackend, Stage, generate
+from utg_pytest.settings import GenerationConfig, build
+
+PROBES = [
+    Probe(f"logs.jsonl::c{i}::turn2", "logs.jsonl", i + 1, f"c{i}", 2,
+          (Message("user", f"question {i}"), Message("assistant", f"answer {i}")), f"follow-up {i}")
+    for i in range(4)
+]  # fmt: skip
+SETTINGS = build({"base_url": "http://fake/v1", "prompt": "roleswap", "retries": 1, "concurrency": 2})
+
+
+def backend(factory: FakeFactory) -> LazyBackend:
+    return LazyBackend(lambda: factory.open(SETTINGS.model), remote=True)
+
+
+def test_every_stage_uses_one_backend_opened_once_and_closed_at_the_end() -> None:
+    factory = FakeFactory()
+    stages = [
+        Stage("predictions", PROBES, GenerationConfig(prompt="roleswap")),
+        Stage("at 0.7", PROBES, GenerationConfig(prompt="roleswap", temperature=0.7)),
+    ]
+    found = generate(stages, backend(factory), SETTINGS)
+    assert len(factory.opened) == 1
+    assert factory.opened[0].closed
+    assert [o.prediction for o in found[0].attempted] == ["reply at 0"] * 4
+    assert [o.prediction for o in found[1].attempted] == ["reply at 0.7"] * 4
+    assert len(factory.opened[0].requests) == 8
+
+
+def test_cache_hits_never_start_the_backend(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path)
+    policy = CachePolicy(cache, "use", "fake#model", "fp")
+    stage = [Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))]
+    generate(stage, backend(FakeFactory()), SETTINGS, policy)
+    again = FakeFactory()
+    replayed = generate(stage, backend(again), SETTINGS, policy)
+    assert again.opened == []
+    assert all(o.cached and o.prediction == "reply at 0" for o in replayed[0].attempted)
+    cache.close()
+
+
+def test_a_failing_probe_is_retried_then_reported_and_the_others_are_answered() -> None:
+    def fails(request: Request) -> bool:
+        return any("question 2" in m["content"] for m in request.messages or ())
+
+    factory = FakeFactory(fail=fails)
+    found = generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], backend(factory), SETTINGS)
+    outcomes = found[0].attempted
+    assert [o.error is None for o in outcomes] == [True, True, False, True]
+    assert outcomes[2].attempts == 2
+    assert "ConnectionError: scripted failure (after 2 attempt(s))" in (outcomes[2].error or "")
+
+
+def test_samples_of_a_probe_get_their_own_seeds() -> None:
+    factory = FakeFactory(answer=lambda request, sampling: f"seed {sampling.seed}")
+    stage = Stage("predictions", PROBES[:1], GenerationConfig(prompt="roleswap", seed=5, samples=3))
+    found = generate([stage], backend(factory), SETTINGS)
+    assert [o.prediction for o in found[0].attempted] == ["seed 5", "seed 6", "seed 7"]

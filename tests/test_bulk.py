@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from utg_pytest import ingest
 from utg_pytest.ingest import bulk
+from utg_pytest.probes import probe_columns
 
 EXACT = 2**62
 
@@ -27,7 +28,8 @@ def assert_same(path: Path) -> ingest.LoadedLogs:
     assert fast.errors == exact.errors
     for one, other in zip(exact.logs, fast.logs, strict=True):
         assert (one.source, one.lines, one.ids) == (other.source, other.lines, other.ids)
-        assert (one.probe_lines, one.probe_turns) == (other.probe_lines, other.probe_turns)
+        assert probe_columns(one) == probe_columns(other)
+        assert other.outline is not None
     assert list(fast.conversations()) == list(exact.conversations())
     return fast
 
@@ -259,7 +261,8 @@ def test_gzip_and_duplicates_across_plain_and_exact_lines(tmp_path: Path) -> Non
     path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
     loaded = assert_same(path)
     assert [(e.line, e.pointer) for e in loaded.errors] == [(2, "/id"), (4, "/id")]
-    assert loaded.logs[0].probe_lines == [1, 5]
+    log = loaded.logs[0]
+    assert [log.lines[position] for position in probe_columns(log)[0]] == [1, 5]
 
 
 def test_most_shipped_fixture_lines_are_plain(fixtures_dir: Path) -> None:
@@ -293,4 +296,4 @@ def test_tool_traffic_and_blank_turns_on_plain_lines(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps({"id": f"c{i}", "messages": m}) + "\n" for i, m in enumerate(rows)))
     assert all(plain(line) for line in path.read_text().splitlines())
     loaded = assert_same(path)
-    assert loaded.logs[0].probe_turns == [2]
+    assert probe_columns(loaded.logs[0])[1] == [2]

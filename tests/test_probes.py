@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from utg_pytest.ingest import index_conversations
-from utg_pytest.model import Conversation, LogIndex, Message
+from utg_pytest.model import Conversation, Location, LogIndex, Message
 from utg_pytest.probes import build_probes, conversation_probes, truncate
 
 
@@ -13,7 +13,10 @@ def convo(
     *turns: tuple[str, str], cid: str = "c", metadata: dict[str, object] | None = None, line: int = 7
 ) -> Conversation:
     return Conversation(
-        cid, tuple(Message(r, t, r == "assistant" and not t) for r, t in turns), metadata or {}, "logs.jsonl", line
+        cid,
+        tuple(Message(r, t, r == "assistant" and not t) for r, t in turns),
+        metadata or {},
+        Location("logs.jsonl", line),
     )
 
 

@@ -18,33 +18,56 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Location:
+    """Where a conversation comes from, as messages name it: a file and the line (or table row) of its first record,
+    and the record's own id where the format has one. Consumers only show it."""
+
+    source: str
+    line: int
+    record: str | None = None
+    unit: str = "line"
+
+    def describe(self) -> str:
+        where = f"{self.source}:{self.line}" if self.unit == "line" else f"{self.source}:{self.unit} {self.line}"
+        return f"{where} ({self.record})" if self.record else where
+
+
+@dataclass(frozen=True)
 class Conversation:
     id: str
     messages: tuple[Message, ...]
     metadata: dict[str, Any]
-    source: str
-    line: int
+    location: Location
+
+    @property
+    def source(self) -> str:
+        return self.location.source
+
+    @property
+    def line(self) -> int:
+        return self.location.line
 
 
 @dataclass(frozen=True)
 class LogIndex:
-    """One log file's valid conversations and their probes, as columns in line order.
+    """One log file's valid conversations, in order, by position.
 
-    A conversation's text is read, through the exact parser, only when one of its probes is built: a large log costs
-    little until probes are selected from it.
+    A conversation's text is read, through the exact parser, only when it is asked for: a large log costs little
+    until probes are selected from it. Where the reader already knows each message's role and whether its text is
+    blank (the bulk path), it hands that over as `outline`, from which probes.py finds the probes without parsing.
     """
 
     source: str
     lines: list[int]
-    """Line of each valid conversation."""
+    """Line (or row) where each conversation starts."""
     ids: list[str]
     """Its id."""
-    probe_lines: list[int]
-    """Line of each probe, in log order."""
-    probe_turns: list[int]
-    """Its user turn (see Probe.turn)."""
     read: Callable[[int], Conversation]
-    """The conversation on a line of `lines`."""
+    """The conversation at a position of `lines`."""
+    outline: Any = None
+    """None, or a polars DataFrame with one row per message of the outlined conversations, in order: `position`
+    (of the conversation), `role` (the role's code: `r` user, `t` assistant, `m` system, `l` tool) and `blank`
+    (whether its text is blank). Conversations it does not cover are read when their probes are needed."""
 
 
 @dataclass(frozen=True)

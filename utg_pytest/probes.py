@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import bisect
-import gc
 import hashlib
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, overload
 
+from utg_pytest.ingest import no_cycle_collection
 from utg_pytest.model import Conversation, LogIndex, Message, Probe
 
 THRESHOLD_KEYS = ("min_probe_similarity", "min_probe_lexical")
-
-
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Loading allocates millions of acyclic objects (records, tuples, strings); the cycle collector would rescan the
-    growing heap again and again, which measured as half the time of loading a large log. Nothing here makes cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def probe_id(source: str, conversation_id: str, turn: int) -> str:
@@ -77,6 +63,54 @@ def probe_turns(conversation: Conversation) -> list[int]:
     return [turn for _, turn in _probe_points([m for m in conversation.messages if _is_dialogue(m)])]
 
 
+def outlined_probes(outline: Any) -> tuple[list[int], list[int], set[int]]:
+    """The same rule as `probe_turns`, in columns over an outline (see LogIndex.outline): dialogue is the system and
+    user messages and the assistant messages that are not blank; a probe is a non-blank user message right after an
+    assistant one, its turn the count of user messages so far in its conversation. Returns each probe's conversation
+    position and turn, in order, and the positions the outline covers."""
+    import polars as pl
+
+    position, code, user = pl.col("position"), pl.col("role"), pl.col("user")
+    first = (position != position.shift(1)).fill_null(True)
+    found = (
+        outline.lazy()
+        .filter(code.is_in(["r", "m"]) | ((code == "t") & ~pl.col("blank")))
+        .select(
+            position,
+            user=code == "r",
+            target=(code == "r") & ~pl.col("blank"),
+            after_assistant=(code.shift(1) == "t") & ~first,
+            first=first,
+        )
+        .with_columns(seen=user.cum_sum())
+        .with_columns(turn=pl.col("seen") - pl.when("first").then(pl.col("seen") - user.cast(pl.UInt32)).forward_fill())
+        .filter(pl.col("target") & pl.col("after_assistant"))
+        .collect()
+    )
+    covered = set(outline.get_column("position").unique().to_list())
+    return found.get_column("position").to_list(), found.get_column("turn").to_list(), covered
+
+
+def probe_columns(log: LogIndex) -> tuple[list[int], list[int]]:
+    """Every probe of a log as (conversation position, turn), in log order; conversations the outline does not cover
+    are read and probed one by one."""
+    positions: list[int] = []
+    turns: list[int] = []
+    covered: set[int] = set()
+    if log.outline is not None:
+        positions, turns, covered = outlined_probes(log.outline)
+        if len(covered) == len(log.lines):
+            return positions, turns
+    read = {p: probe_turns(log.read(p)) for p in range(len(log.lines)) if p not in covered}
+    if not covered:
+        return [p for p, found in read.items() for _ in found], [t for found in read.values() for t in found]
+    by_position: dict[int, list[int]] = dict(read)
+    for p, t in zip(positions, turns, strict=True):
+        by_position.setdefault(p, []).append(t)
+    ordered = sorted(by_position)
+    return [p for p in ordered for _ in by_position[p]], [t for p in ordered for t in by_position[p]]
+
+
 def conversation_probes(conversation: Conversation, max_context_turns: int | None = None) -> list[Probe]:
     thresholds = _thresholds(conversation.metadata)
     dialogue = [m for m in conversation.messages if _is_dialogue(m)]
@@ -107,10 +141,13 @@ class ProbeSet(Sequence[Probe]):
         logs: Sequence[LogIndex],
         max_context_turns: int | None = None,
         chosen: Sequence[Sequence[int]] | None = None,
+        columns: Sequence[tuple[list[int], list[int]]] | None = None,
     ) -> None:
         self._logs = tuple(logs)
         self._max_context_turns = max_context_turns
-        self._chosen = tuple(chosen) if chosen is not None else tuple(range(len(log.probe_lines)) for log in logs)
+        self._columns = tuple(columns) if columns is not None else tuple(probe_columns(log) for log in self._logs)
+        """Per log: each probe's conversation position and turn."""
+        self._chosen = tuple(chosen) if chosen is not None else tuple(range(len(c[0])) for c in self._columns)
 
     def __len__(self) -> int:
         return sum(map(len, self._chosen))
@@ -131,29 +168,27 @@ class ProbeSet(Sequence[Probe]):
     def _probes(self) -> list[Probe]:
         probes: list[Probe] = []
         with no_cycle_collection():
-            for log, chosen in zip(self._logs, self._chosen, strict=True):
-                for line, positions in itertools.groupby(chosen, key=log.probe_lines.__getitem__):
-                    found = {p.turn: p for p in conversation_probes(log.read(line), self._max_context_turns)}
-                    probes += [found[log.probe_turns[k]] for k in positions]
+            for log, (where, turns), chosen in zip(self._logs, self._columns, self._chosen, strict=True):
+                for position, picked in itertools.groupby(chosen, key=where.__getitem__):
+                    found = {p.turn: p for p in conversation_probes(log.read(position), self._max_context_turns)}
+                    probes += [found[turns[k]] for k in picked]
         return probes
 
     @cached_property
     def ids(self) -> list[str]:
         found: list[str] = []
-        for log, chosen in zip(self._logs, self._chosen, strict=True):
-            index = dict(zip(log.lines, log.ids, strict=True))
-            found += [probe_id(log.source, index[log.probe_lines[k]], log.probe_turns[k]) for k in chosen]
+        for log, (where, turns), chosen in zip(self._logs, self._columns, self._chosen, strict=True):
+            found += [probe_id(log.source, log.ids[where[k]], turns[k]) for k in chosen]
         return found
 
     def _keep(self, chosen: Iterable[Sequence[int]]) -> ProbeSet:
-        return ProbeSet(self._logs, self._max_context_turns, [list(c) for c in chosen])
+        return ProbeSet(self._logs, self._max_context_turns, [list(c) for c in chosen], self._columns)
 
     def last_per_conversation(self) -> ProbeSet:
-        def last(log: LogIndex, chosen: Sequence[int]) -> list[int]:
-            lines = log.probe_lines
-            return [k for i, k in enumerate(chosen) if i + 1 == len(chosen) or lines[chosen[i + 1]] != lines[k]]
+        def last(where: list[int], chosen: Sequence[int]) -> list[int]:
+            return [k for i, k in enumerate(chosen) if i + 1 == len(chosen) or where[chosen[i + 1]] != where[k]]
 
-        return self._keep(last(log, chosen) for log, chosen in zip(self._logs, self._chosen, strict=True))
+        return self._keep(last(where, chosen) for (where, _), chosen in zip(self._columns, self._chosen, strict=True))
 
     def shard(self, index: int, count: int) -> ProbeSet:
         """Shard `index` (1-based) of `count`, chosen on ids alone."""

@@ -6,23 +6,33 @@ recognises the plainly valid lines in one pass and only the others are parsed he
 
 from __future__ import annotations
 
+import gc
 import glob
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from utg_pytest.ingest.jsonl import parse_line, read_jsonl
 from utg_pytest.model import Conversation, LogError, LogIndex
-from utg_pytest.probes import no_cycle_collection, probe_turns
-
-if TYPE_CHECKING:
-    from utg_pytest.ingest.bulk import Scan
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 BULK_FROM_BYTES = 8 * 2**20
 """On-disk size from which a file takes the bulk path. Importing polars costs about 0.15 s, what the exact parser
 spends on some 4 MB of log; the bulk path reads a file about seven times faster."""
+
+
+@contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Loading allocates millions of acyclic objects (records, tuples, strings); the cycle collector would rescan the
+    growing heap again and again, which measured as half the time of loading a large log. Nothing here makes cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class LogPathError(ValueError):
@@ -38,8 +48,8 @@ class LoadedLogs:
     def conversations(self) -> Iterator[Conversation]:
         """Every valid conversation, in file and line order (parsing it if it was not kept)."""
         for log in self.logs:
-            for line in log.lines:
-                yield log.read(line)
+            for position in range(len(log.lines)):
+                yield log.read(position)
 
 
 def is_log_file(path: Path) -> bool:
@@ -96,14 +106,8 @@ def _first_of_each_id(name: str, entries: Iterable[tuple[int, str]], errors: lis
 
 def index_conversations(name: str, conversations: Sequence[Conversation]) -> LogIndex:
     """The index of conversations already parsed, kept in memory."""
-    by_line = {c.line: c for c in conversations}
-    probe_lines: list[int] = []
-    turns: list[int] = []
-    for conversation in conversations:
-        found = probe_turns(conversation)
-        probe_lines += [conversation.line] * len(found)
-        turns += found
-    return LogIndex(name, list(by_line), [c.id for c in conversations], probe_lines, turns, by_line.__getitem__)
+    kept = list(conversations)
+    return LogIndex(name, [c.line for c in kept], [c.id for c in kept], kept.__getitem__)
 
 
 def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
@@ -120,6 +124,10 @@ def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
 
 
 def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
+    """Plain lines are outlined by the bulk scan; the others are parsed exactly now (their errors are reported) and
+    kept. Of two lines with one id, the later is reported and dropped."""
+    import polars as pl
+
     from utg_pytest.ingest import bulk
 
     scan = bulk.scan(path)
@@ -131,8 +139,24 @@ def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
             errors.append(parsed)
         elif parsed is not None:
             kept[number] = parsed
+    ids = dict(zip(scan.lines, scan.ids, strict=True))
+    ids.update((line, c.id) for line, c in kept.items())
+    lines = (
+        scan.lines
+        if not kept and len(ids) == len(scan.ids) == len(set(scan.ids))
+        else _first_of_each_id(name, ((line, ids[line]) for line in sorted(ids)), errors)
+    )
+    errors.sort(key=lambda error: error.line)
+    starts = pl.Series("starts", lines, dtype=pl.Int64)
+    outline = scan.outline.with_columns(pl.col("number").cast(pl.Int64))
+    if len(lines) != len(scan.lines) + len(kept):
+        outline = outline.filter(pl.col("number").is_in(starts.implode()))
+    outline = outline.select(
+        position=starts.search_sorted(outline.get_column("number")).cast(pl.UInt32), role="role", blank="blank"
+    )
 
-    def read(number: int) -> Conversation:
+    def read(position: int) -> Conversation:
+        number = lines[position]
         if number in kept:
             return kept[number]
         parsed = parse_line(scan.read(number), name, number)
@@ -140,24 +164,4 @@ def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
             raise RuntimeError(f"{name}:{number}: the bulk path took for valid a line the exact parser rejects")
         return parsed
 
-    if not kept and len(set(scan.ids)) == len(scan.ids):
-        return LogIndex(name, scan.lines, scan.ids, scan.probe_lines, scan.probe_turns, read), errors
-    return _merge(name, scan, kept, read, errors)
-
-
-def _merge(
-    name: str, scan: Scan, kept: dict[int, Conversation], read: Callable[[int], Conversation], errors: list[LogError]
-) -> tuple[LogIndex, list[LogError]]:
-    """Plain and exactly parsed conversations in line order, the later of two with one id reported and dropped."""
-    turns_at: dict[int, list[int]] = {}
-    for line, turn in zip(scan.probe_lines, scan.probe_turns, strict=True):
-        turns_at.setdefault(line, []).append(turn)
-    for line, conversation in kept.items():
-        turns_at[line] = probe_turns(conversation)
-    ids = dict(zip(scan.lines, scan.ids, strict=True))
-    ids.update((line, c.id) for line, c in kept.items())
-    lines = _first_of_each_id(name, ((line, ids[line]) for line in sorted(ids)), errors)
-    probe_lines = [line for line in lines for _ in turns_at.get(line, ())]
-    turns = [turn for line in lines for turn in turns_at.get(line, ())]
-    errors.sort(key=lambda error: error.line)
-    return LogIndex(name, lines, [ids[line] for line in lines], probe_lines, turns, read), errors
+    return LogIndex(name, lines, [ids[line] for line in lines], read, outline), errors

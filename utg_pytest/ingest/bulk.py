@@ -126,10 +126,9 @@ class Scan:
     """1-based line numbers of the plain lines."""
     ids: list[str]
     """Their conversation ids."""
-    probe_lines: list[int]
-    probe_turns: list[int]
-    """Each probe of the plain lines, in log order: its line and user turn (counted as probes.conversation_probes
-    counts them)."""
+    outline: Any
+    """A polars DataFrame, one row per message of the plain lines in order: `number` (its line), `role` (its code)
+    and `blank` (whether its content is blank)."""
     others: list[int]
     """Line numbers of every other line, blank ones included, for the exact parser."""
     read: Callable[[int], bytes]
@@ -200,13 +199,12 @@ def _reader(data: bytes | mmap.mmap) -> Callable[[int], bytes]:
 
 
 def scan(path: Path) -> Scan:
-    """Classify every line of a log and outline the probes of its plain lines.
+    """Classify every line of a log and outline the messages of its plain lines.
 
     On a plain line the n-th role and the n-th content belong to the n-th message. A role is coded by the
     second-to-last character of its match (`r` user, `t` assistant, `m` system, `l` tool); a content is blank unless
-    its match is just the opening quote of a string (three quotes in all). Dialogue is then what
-    probes.conversation_probes calls so: system and user messages, and assistant messages that are not blank. A probe
-    is a non-blank user message right after an assistant one; its turn counts the user messages so far on its line."""
+    its match is just the opening quote of a string (three quotes in all). Which messages are probes is probes.py's
+    rule, applied to this outline."""
     import polars as pl
 
     data = _contents(path)
@@ -226,31 +224,21 @@ def scan(path: Path) -> Scan:
         .collect()
     )
     plain = found.filter("plain")
-    number, code, user = pl.col("number"), pl.col("roles").str.slice(-2, 1), pl.col("user")
-    blank = pl.col("contents").str.count_matches('"', literal=True) != 3
-    first = (number != number.shift(1)).fill_null(True)
-    probes = (
+    outline = (
         plain.lazy()
         .select("number", "roles", "contents")
         .explode("roles", "contents")
-        .filter(code.is_in(["r", "m"]) | ((code == "t") & ~blank))
         .select(
-            number,
-            user=code == "r",
-            target=(code == "r") & ~blank,
-            after_assistant=(code.shift(1) == "t") & ~first,
-            first=first,
+            "number",
+            role=pl.col("roles").str.slice(-2, 1),
+            blank=pl.col("contents").str.count_matches('"', literal=True) != 3,
         )
-        .with_columns(seen=user.cum_sum())
-        .with_columns(turn=pl.col("seen") - pl.when("first").then(pl.col("seen") - user.cast(pl.UInt32)).forward_fill())
-        .filter(pl.col("target") & pl.col("after_assistant"))
         .collect()
     )
     return Scan(
         plain.get_column("number").to_list(),
         plain.get_column("id").to_list(),
-        probes.get_column("number").to_list(),
-        probes.get_column("turn").to_list(),
+        outline,
         found.filter(~pl.col("plain")).get_column("number").to_list(),
         _reader(data),
     )

@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.model import Conversation, LogError, Message
+from utg_pytest.model import Conversation, Location, LogError, Message
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -106,6 +106,5 @@ def to_conversation(document: Any, source: str, line: int) -> Conversation | Log
         id=document["id"],
         messages=messages,
         metadata=document.get("metadata") or {},
-        source=source,
-        line=line,
+        location=Location(source, line),
     )

@@ -44,8 +44,9 @@ def failing_server() -> Iterator[str]:
         yield url
 
 
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["serial", "xdist"])
 def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
-    pytester: pytest.Pytester, fixtures_dir: Path
+    pytester: pytest.Pytester, fixtures_dir: Path, workers: str
 ) -> None:
     out = pytester.path / "results.jsonl"
     shutil.copytree(fixtures_dir / "logs", pytester.path / "logs")
@@ -64,6 +65,8 @@ def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
             "--utg-results",
             str(out),
             "-rf",
+            "-n",
+            workers,
         )
     result.stdout.fnmatch_lines(
         [
@@ -82,8 +85,9 @@ def test_a_parrot_passes_raw_similarity_but_fails_skill_and_echo_gates(
     assert all(r["scores"] == r["references"]["echo"] for r in records)
 
 
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["serial", "xdist"])
 def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
-    pytester: pytest.Pytester, small_log: Path, failing_server: str, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, small_log: Path, failing_server: str, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
     monkeypatch.setenv("MY_LLM_KEY", SECRET)
     out = pytester.path / "results.jsonl"
@@ -100,6 +104,8 @@ def test_model_errors_are_retried_then_reported_on_each_probe_without_the_key(
         "2",
         "--utg-results",
         str(out),
+        "-n",
+        workers,
     )
     result.assert_outcomes(errors=2, failed=GATES)
     assert len(FailingModel.requests) == 4

@@ -93,3 +93,12 @@ def test_empty_ini_values_mean_unset(tmp_path: Path) -> None:
     settings = resolve({}, {o.name: ([] if o.many else "") for o in OPTIONS}, rootdir=tmp_path, cwd=tmp_path)
     assert settings == Settings(rootdir=str(tmp_path))
     assert not settings.enabled
+
+
+def test_a_small_embedded_model_gets_one_thread_and_a_large_one_leaves_a_core_free() -> None:
+    from utg_pytest.generate.embedded import default_threads
+
+    assert default_threads(98 * 2**20, 2) == 1
+    assert default_threads(98 * 2**20, 16) == 1
+    assert default_threads(4 * 2**30, 8) == 7
+    assert default_threads(4 * 2**30, 1) == 1

@@ -81,16 +81,21 @@ class LogFile:
 
 @dataclass(frozen=True)
 class LogError:
-    """A log line that could not become a conversation; reported, never silently skipped."""
+    """A log record that could not become (part of) a conversation; reported, never silently skipped. `line` is the
+    record's line, or its row in a table (`unit` says which), `record` its own id where the format has one, and
+    `pointer` the JSON pointer (or column) of the offending field."""
 
     source: str
     line: int
     pointer: str
     reason: str
+    record: str | None = None
+    unit: str = "line"
 
     def describe(self) -> str:
         where = self.pointer or "(root)"
-        return f"{self.source}:{self.line}: {where}: {self.reason}"
+        place = Location(self.source, self.line, self.record, self.unit).describe()
+        return f"{place}: {where}: {self.reason}"
 
 
 @dataclass(frozen=True)

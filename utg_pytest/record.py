@@ -268,10 +268,12 @@ IDENTITY_FIELDS = ("utg_version", "backend_key", "embedding_model", "prompt_fing
 """What two parts of one run must share. The settings must match too, apart from the shard, where files are (two CI
 jobs check out to different directories; the identities above pin what those files hold) and where results go."""
 MACHINE_LOCAL = ("logs", "shard", "results", "cache", "gguf", "chat_template", "embedding_model")
+OPERATIONAL = ("threads", "concurrency", "rpm", "tpm", "timeout", "cache_mode", "dry_run")
+"""How a part ran, not what it measured: CI jobs on other machines may differ here."""
 
 
 def _comparable_settings(settings: Settings) -> dict[str, Any]:
-    return {k: v for k, v in settings.flat().items() if k not in MACHINE_LOCAL}
+    return {k: v for k, v in settings.flat().items() if k not in MACHINE_LOCAL + OPERATIONAL}
 
 
 def _order(header: RunHeader) -> Any:

@@ -201,6 +201,13 @@ OPTIONS: tuple[Option, ...] = (
         ),
         Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
         Option(
+            "threads",
+            "llama.cpp threads of the embedded model (default: 1 for models under 1 GiB, which gain nothing from more "
+            "and stall on a busy machine with them; else all cores but one)",
+            _int_at_least(1),
+            metavar="N",
+        ),
+        Option(
             "chat_template",
             "Jinja chat template file for --utg-prompt template against an endpoint (default: ChatML)",
             metavar="PATH",
@@ -412,6 +419,7 @@ class BackendConfig:
     retries: int = _default("model", "retries")
     gguf: str | None = _default("model", "gguf")
     n_ctx: int = _default("model", "n_ctx")
+    threads: int | None = _default("model", "threads")
     chat_template: str | None = _default("model", "chat_template")
 
     @property

@@ -3,8 +3,10 @@ before the backend starts, failures are retried and then carried on their probe,
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from fakes import FakeFactory
 
 from utg_pytest.cache import GenerationCache
@@ -68,3 +70,11 @@ def test_samples_of_a_probe_get_their_own_seeds() -> None:
     stage = Stage("predictions", PROBES[:1], GenerationConfig(prompt="roleswap", seed=5, samples=3))
     found = generate([stage], backend(factory), SETTINGS)
     assert [o.prediction for o in found[0].attempted] == ["seed 5", "seed 6", "seed 7"]
+
+
+def test_without_the_embedded_extra_the_error_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utg_pytest.generate.embedded import load_llama
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(ImportError, match=r'pip install "utg-pytest\[embedded\]"'):
+        load_llama()

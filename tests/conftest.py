@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -167,3 +168,16 @@ def _no_api_key_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see a real key from the developer's environment."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+THREE_LOGS = ("support.jsonl", "travel.jsonl", "coding.jsonl")
+
+
+@pytest.fixture
+def logs(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
+    """Three of the shipped logs (63 probes from 31 conversations) in the pytester dir's `logs/`."""
+    directory = pytester.path / "logs"
+    directory.mkdir()
+    for name in THREE_LOGS:
+        shutil.copy(fixtures_dir / "logs" / name, directory / name)
+    return directory

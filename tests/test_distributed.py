@@ -4,7 +4,6 @@ summary."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,6 @@ from utg_pytest import cli
 from utg_pytest import record as record_module
 
 pytestmark = pytest.mark.slow
-
-LOGS = ("support.jsonl", "travel.jsonl", "coding.jsonl")
-
-
-@pytest.fixture
-def logs(pytester: pytest.Pytester, fixtures_dir: Path) -> Path:
-    directory = pytester.path / "logs"
-    directory.mkdir()
-    for name in LOGS:
-        shutil.copy(fixtures_dir / "logs" / name, directory / name)
-    return directory
 
 
 def same(left: object, right: object, path: str = "") -> None:

@@ -55,8 +55,13 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*ini option utg_max_probes = '-3': -3 is below the minimum of 1*"])
 
 
-def test_node_ids_are_stable_and_readable(pytester: pytest.Pytester, small_log: Path) -> None:
-    result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "--utg-probe", "last")
+@pytest.mark.parametrize("gguf", [False, True], ids=["default model", "a model given by absolute path"])
+def test_node_ids_are_stable_and_readable(
+    pytester: pytest.Pytester, small_log: Path, gguf_path: Path, gguf: bool
+) -> None:
+    """A model path elsewhere on disk moves pytest's rootdir; the probe ids must not move with it."""
+    model = ("--utg-gguf", str(gguf_path)) if gguf else ()
+    result = pytester.runpytest("--utg-logs", str(small_log), "--collect-only", "-q", "--utg-probe", "last", *model)
     result.stdout.fnmatch_lines(
         [
             "logs.jsonl::support-001::turn4",

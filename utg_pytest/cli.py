@@ -2,9 +2,10 @@
 
     utg report RECORD [--format text|json] [-q]     re-render a run's summary
     utg merge RECORD... [-o OUT] [--format ...]     join shard records (--utg-shard K/N) and judge the gates over all
+    utg compare BASE NEW [--max-drop ...]           drift of NEW against BASE, judged as the drift gates judge it
 
-Both exit 1 when a gate fails (or the run could not produce predictions), 2 on an unreadable or unmergeable record,
-like the pytest run they stand for.
+Each exits 1 when a gate fails (or the run could not produce predictions), 2 on an unreadable, unmergeable or
+incomparable record, like the pytest run it stands for.
 """
 
 from __future__ import annotations
@@ -61,6 +62,37 @@ def merge(args: argparse.Namespace) -> int:
     return _status(merged)
 
 
+def compare(args: argparse.Namespace) -> int:
+    from utg_pytest.baseline import DRIFT_METRICS, IncomparableError, unknown_margins
+    from utg_pytest.baseline import compare as compare_runs
+    from utg_pytest.report import terminal
+    from utg_pytest.settings import BY_NAME
+
+    margins = dict(BY_NAME["max_drop"].convert(args.max_drop)) if args.max_drop else {}
+    unknown = unknown_margins(list(margins))
+    if unknown:
+        known = ", ".join(metric.name for metric in DRIFT_METRICS)
+        raise RecordError(f"--max-drop: unknown metric(s) {', '.join(unknown)}; known: {known}")
+    base, new = record_module.read(Path(args.base)), record_module.read(Path(args.new))
+    try:
+        comparison = compare_runs(base, new, margins, args.alpha)
+    except IncomparableError as exc:
+        raise RecordError(str(exc)) from None
+    if args.format == "json":
+        sys.stdout.write(json.dumps(record_module.encode(comparison), indent=2, ensure_ascii=False) + "\n")
+    else:
+        lines = (
+            [terminal.drift_line(d) for d in comparison.drifts]
+            if args.quiet
+            else terminal.drift_lines(comparison, args.base)
+        )
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    failed = comparison.failed or (
+        args.inconclusive == "fail" and any(d.verdict == "inconclusive" for d in comparison.drifts)
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="utg",
@@ -93,6 +125,23 @@ def parser() -> argparse.ArgumentParser:
     joined.add_argument("records", nargs="+", metavar="RECORD", help="the shards' --utg-results files")
     joined.add_argument("-o", "--output", metavar="FILE", help="write the merged record here")
     joined.set_defaults(action=merge)
+
+    drifted = verbs.add_parser(
+        "compare",
+        parents=[shown],
+        help="is NEW significantly worse than BASE on the same probes? (the drift gates, from two stored runs)",
+        description="Pair the probes of two stored runs (by id, else by content), and judge each drift metric as "
+        "pytest --utg-baseline does: the change with a bootstrap interval over conversations, a p-value (Holm across "
+        "metrics), the minimum detectable effect, and pass, inconclusive or fail against the allowed margin.",
+    )
+    drifted.add_argument("base", metavar="BASE", help="the baseline run record")
+    drifted.add_argument("new", metavar="NEW", help="the candidate run record")
+    drifted.add_argument("--max-drop", metavar="METRIC=X,...", help="margins, as --utg-max-drop")
+    drifted.add_argument("--alpha", type=float, default=0.05, help="significance level, family-wise (default 0.05)")
+    drifted.add_argument(
+        "--inconclusive", choices=("warn", "fail"), default="warn", help="whether an inconclusive verdict fails"
+    )
+    drifted.set_defaults(action=compare)
     return top
 
 
@@ -100,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         status: int = args.action(args)
-    except RecordError as exc:
+    except (RecordError, argparse.ArgumentTypeError) as exc:
         print(f"utg {args.verb}: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return status

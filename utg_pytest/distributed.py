@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from utg_pytest import gates
-from utg_pytest.items import GATE_GROUP, MARKER, gate_properties
+from utg_pytest.baseline import DRIFT_METRICS, Comparison
+from utg_pytest.items import GATE_GROUP, MARKER, drift_outcome, drift_properties, gate_properties
 from utg_pytest.probes import shard_of
 from utg_pytest.record import RunRecord
 from utg_pytest.report import terminal
@@ -70,25 +71,35 @@ def make_scheduler(config: pytest.Config, log: Any, settings: Settings, workers:
     return ProbeGroupScheduling(config, log)
 
 
-def report_gates(config: pytest.Config, record: RunRecord) -> None:
-    """Each gate's verdict, reported as a test of its own."""
-    hook = config.hook
-    shuffle = record.header.settings.controls.control == "shuffle"
-    for gate in gates.run_gates(record.header.settings.gates, shuffle):
-        nodeid = f"{GATE_GROUP}::{gate.name}"
-        location = ("utg", None, f"gate {gate.name}")
+def report_gates(config: pytest.Config, record: RunRecord, comparison: Comparison | str | None = None) -> None:
+    """Each gate's verdict (and each drift gate's, against a baseline), reported as a test of its own."""
+    settings = record.header.settings
+    for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
         verdict = record.verdict(gate.name)
-        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
-        for when in ("setup", "call", "teardown"):
-            failed = when == "call" and not verdict.passed
-            report = pytest.TestReport(
-                nodeid,
-                location,
-                {MARKER: 1, gate.name: 1},
-                "failed" if failed else "passed",
-                terminal.gate_failure(verdict) if failed else None,
-                when,
-                user_properties=gate_properties(verdict) if when != "setup" else [],
-            )
-            hook.pytest_runtest_logreport(report=report)
-        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+        failure = None if verdict.passed else terminal.gate_failure(verdict)
+        _report(config, gate.name, failure, gate_properties(verdict))
+    if comparison is None:
+        return
+    for metric in DRIFT_METRICS:
+        drift, failure = drift_outcome(comparison, metric.name, settings.drift.inconclusive)
+        _report(config, f"drift::{metric.name}", failure, drift_properties(drift) if drift is not None else [])
+
+
+def _report(config: pytest.Config, name: str, failure: str | None, properties: list[tuple[str, object]]) -> None:
+    hook = config.hook
+    nodeid = f"{GATE_GROUP}::{name}"
+    location = ("utg", None, f"gate {name}")
+    hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+    for when in ("setup", "call", "teardown"):
+        failed = when == "call" and failure is not None
+        report = pytest.TestReport(
+            nodeid,
+            location,
+            {MARKER: 1, name: 1},
+            "failed" if failed else "passed",
+            failure if failed else None,
+            when,
+            user_properties=properties if when != "setup" else [],
+        )
+        hook.pytest_runtest_logreport(report=report)
+    hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)

@@ -7,9 +7,10 @@ not a traceback of this plugin.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +18,9 @@ from utg_pytest import gates
 from utg_pytest.model import LogError, Probe
 from utg_pytest.pipeline import Run
 from utg_pytest.report import terminal
+
+if TYPE_CHECKING:
+    from utg_pytest.baseline import Comparison, Drift
 
 MARKER = "utg"
 
@@ -94,15 +98,27 @@ class LogLineItem(pytest.Item):
         return self.path, self.error.line - 1, f"line {self.error.line}"
 
 
+class UtgDriftWarning(UserWarning):
+    """A drift gate that could not decide (too few probes, or a drop that is not significant)."""
+
+
 class GateGroup(pytest.Collector):
-    def __init__(self, *, run: Run, **kwargs: Any) -> None:
+    def __init__(self, *, run: Run, missing_baseline: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.run = run
+        self.missing_baseline = missing_baseline
 
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.run.settings
         for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
             yield GateItem.from_parent(self, name=gate.name, gate=gate, run=self.run)
+        if self.run.baseline is not None:
+            from utg_pytest.baseline import DRIFT_METRICS
+
+            for metric in DRIFT_METRICS:
+                yield DriftItem.from_parent(self, name=f"drift::{metric.name}", metric=metric.name, run=self.run)
+        elif self.missing_baseline is not None and settings.drift.require_baseline:
+            yield MissingBaselineItem.from_parent(self, name="drift::baseline", message=self.missing_baseline)
 
 
 def gate_properties(verdict: Any) -> list[tuple[str, object]]:
@@ -134,11 +150,78 @@ class GateItem(pytest.Item):
         return "utg", None, f"gate {self.gate.name}"
 
 
+def drift_properties(drift: Drift) -> list[tuple[str, object]]:
+    """The JUnit properties of a drift gate's verdict."""
+    return [
+        ("utg_drift_change", drift.difference),
+        ("utg_drift_ci_low", drift.ci_low),
+        ("utg_drift_ci_high", drift.ci_high),
+        ("utg_drift_p", drift.p_adjusted),
+        ("utg_drift_n", drift.n),
+        ("utg_drift_mde", drift.mde),
+        ("utg_drift_verdict", drift.verdict),
+    ]
+
+
+def drift_outcome(comparison: Comparison | str, metric: str, inconclusive: str) -> tuple[Drift | None, str | None]:
+    """A drift gate's verdict, and the failure message if it fails (an inconclusive verdict fails only when asked)."""
+    if isinstance(comparison, str):
+        return None, comparison
+    drift = comparison.drift(metric)
+    if drift.verdict == "fail" or (drift.verdict == "inconclusive" and inconclusive == "fail"):
+        return drift, terminal.drift_line(drift)
+    return drift, None
+
+
+class DriftItem(pytest.Item):
+    def __init__(self, *, metric: str, run: Run, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metric = metric
+        self.run = run
+        self.add_marker(MARKER)
+
+    def setup(self) -> None:
+        self.run.record()
+
+    def runtest(self) -> None:
+        comparison = self.run.drift()
+        assert comparison is not None
+        drift, failure = drift_outcome(comparison, self.metric, self.run.settings.drift.inconclusive)
+        if drift is not None:
+            self.user_properties += drift_properties(drift)
+            if drift.verdict == "inconclusive" and failure is None:
+                warnings.warn(UtgDriftWarning(terminal.drift_line(drift)), stacklevel=1)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+
+    def reportinfo(self) -> tuple[str, None, str]:
+        return "utg", None, f"drift gate {self.metric}"
+
+
+class MissingBaselineItem(pytest.Item):
+    """--utg-require-baseline and no baseline file: a failing gate of its own."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+        self.add_marker(MARKER)
+
+    def runtest(self) -> None:
+        pytest.fail(self.message, pytrace=False)
+
+    def reportinfo(self) -> tuple[str, None, str]:
+        return "utg", None, "baseline"
+
+
 GATE_GROUP = "utg::gate"
 
 
 def collect(
-    session: pytest.Session, run: Run, paths: Sequence[tuple[Path, str]], with_gates: bool
+    session: pytest.Session,
+    run: Run,
+    paths: Sequence[tuple[Path, str]],
+    with_gates: bool,
+    missing_baseline: str | None = None,
 ) -> list[pytest.Item]:
     """Build the nodes for every log file and, when this process judges them, the gates; expand them into items."""
     items: list[pytest.Item] = []
@@ -146,6 +229,8 @@ def collect(
         log = LogFile.from_parent(session, path=path, nodeid=name, run=run)
         items.extend(session.genitems(log))
     if with_gates:
-        group = GateGroup.from_parent(session, name=GATE_GROUP, nodeid=GATE_GROUP, run=run)
+        group = GateGroup.from_parent(
+            session, name=GATE_GROUP, nodeid=GATE_GROUP, run=run, missing_baseline=missing_baseline
+        )
         items.extend(session.genitems(group))
     return items

@@ -8,6 +8,8 @@ generation and scoring modules are imported when their stage runs, so collecting
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from utg_pytest.scoring.labels import HEURISTIC, VERSION
 from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
 
 if TYPE_CHECKING:
+    from utg_pytest.baseline import Comparison
     from utg_pytest.generate import BackendFactory
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
@@ -92,6 +95,7 @@ class Run:
         scorers: Sequence[Scorer] | None = None,
         groups: int | None = None,
         factory: BackendFactory | None = None,
+        baseline: RunRecord | None = None,
     ) -> None:
         from utg_pytest.generate import factory_for
         from utg_pytest.scoring.scorers import BUILT_IN
@@ -101,6 +105,9 @@ class Run:
         self.scorers = tuple(scorers or BUILT_IN)
         self.groups = groups
         self.factory = factory or factory_for(settings.model)
+        self.baseline = baseline
+        """The recorded arm this run is compared with (--utg-baseline), when there is one."""
+        self._comparison: Comparison | str | None = None
         self._selected: tuple[Probe, ...] = tuple(loaded.probes)
         self._record: RunRecord | None = None
         self._parts: dict[int, RunRecord] = {}
@@ -131,6 +138,18 @@ class Run:
                 self.settings, self.loaded, probes, self.scorers, self.factory, None, self._selected
             )
         return self._parts[group]
+
+    def drift(self, record: RunRecord | None = None) -> Comparison | str | None:
+        """This run against the baseline (or why they cannot be compared); None without a baseline. Computed once,
+        over `record` (default: this run's)."""
+        if self.baseline is None:
+            return None
+        if self._comparison is None:
+            from utg_pytest.baseline import judge
+
+            drift = self.settings.drift
+            self._comparison = judge(self.baseline, record or self.record(), dict(drift.max_drop), drift.alpha)
+        return self._comparison
 
     def parts(self) -> list[RunRecord]:
         """The records of the groups produced so far."""
@@ -268,6 +287,11 @@ def judge_label(config: BackendConfig) -> str:
     return f"llm:{where}#{config.model or ''}"
 
 
+def content_fingerprint(probe: Probe) -> str:
+    payload = json.dumps([[[m.role, m.text] for m in probe.context], probe.target], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Identity:
     """What produced a run's scores, as its header records it."""
@@ -314,6 +338,7 @@ def _record(
                 context_messages=len(probe.context),
                 context_tail=probe.context[-CONTEXT_KEPT:],
                 target=probe.target,
+                fingerprint=content_fingerprint(probe),
                 thresholds=thresholds,
                 result=result,
                 passed=passed,

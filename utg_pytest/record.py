@@ -48,6 +48,8 @@ class ProbeRecord:
     context_tail: tuple[Message, ...]
     """The last messages of the context the model saw, for reports."""
     target: str
+    fingerprint: str
+    """A hash of the whole context and the real turn: pairs a probe across runs when its id moved (a renamed log)."""
     thresholds: dict[str, float]
     result: ProbeResult
     passed: bool | None
@@ -267,7 +269,9 @@ def read(path: Path) -> RunRecord:
 IDENTITY_FIELDS = ("utg_version", "backend_key", "embedding_model", "prompt_fingerprint", "labeller", "scorers", "logs")
 """What two parts of one run must share. The settings must match too, apart from the shard, where files are (two CI
 jobs check out to different directories; the identities above pin what those files hold) and where results go."""
-MACHINE_LOCAL = ("logs", "shard", "results", "cache", "gguf", "chat_template", "embedding_model")
+MACHINE_LOCAL = (
+    "logs", "shard", "results", "cache", "gguf", "chat_template", "embedding_model", "baseline", "update_baseline",
+)  # fmt: skip
 OPERATIONAL = ("threads", "concurrency", "rpm", "tpm", "timeout", "cache_mode", "dry_run")
 """How a part ran, not what it measured: CI jobs on other machines may differ here."""
 

@@ -91,6 +91,19 @@ def _shard(value: str) -> tuple[int, int]:
     return k, n
 
 
+def _margins(value: str) -> tuple[tuple[str, float], ...]:
+    convert = _float_in(0.0, 1.0)
+    found: dict[str, float] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        name, equals, number = part.partition("=")
+        if not equals or not name.strip():
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not METRIC=X")
+        found[name.strip()] = convert(number.strip())
+    return tuple(found.items())
+
+
 def _text(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
@@ -355,7 +368,7 @@ OPTIONS: tuple[Option, ...] = (
         "cache",
         Option(
             "cache",
-            "directory of the record/replay cache (default: .utg_cache in the rootdir)",
+            "directory of the record/replay cache (default: .utg_cache in the working directory)",
             metavar="PATH",
             field="dir",
         ),
@@ -380,6 +393,42 @@ OPTIONS: tuple[Option, ...] = (
             "write the run record to this file: a header line, then one JSON line per probe (read it with "
             "`utg report`)",
             metavar="PATH",
+        ),
+    ),
+    *_section(
+        "drift",
+        Option(
+            "baseline",
+            "compare this run with a recorded one (a --utg-results or --utg-update-baseline file) and gate on drift",
+            metavar="PATH",
+        ),
+        Option(
+            "update_baseline",
+            "write this run as the baseline to this file (only when asked, like a snapshot update)",
+            metavar="PATH",
+        ),
+        Option(
+            "require_baseline",
+            "fail when the --utg-baseline file does not exist (default: report it and gate nothing)",
+            _boolean,
+            False,
+            flag=True,
+        ),
+        Option(
+            "max_drop",
+            "how much worse each drift metric may get, e.g. semantic=0.03,followup_rate=0.05: a fall for "
+            "similarities and the follow-up rate, a rise for the degenerate and echo rates (default per metric: "
+            "semantic and lexical 0.03, rates 0.05)",
+            _margins,
+            (),
+            metavar="METRIC=X,...",
+        ),
+        Option("alpha", "significance level of the drift tests, family-wise (Holm)", _float_in(0.0001, 0.5), 0.05),
+        Option(
+            "inconclusive",
+            "what an inconclusive drift verdict does (probes too few to tell, or a drop that is not significant)",
+            _choice("warn", "fail"),
+            "warn",
         ),
     ),
 )
@@ -509,6 +558,18 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """Comparison with a baseline run."""
+
+    baseline: str | None = _default("drift", "baseline")
+    update_baseline: str | None = _default("drift", "update_baseline")
+    require_baseline: bool = _default("drift", "require_baseline")
+    max_drop: tuple[tuple[str, float], ...] = _default("drift", "max_drop")
+    alpha: float = _default("drift", "alpha")
+    inconclusive: str = _default("drift", "inconclusive")
+
+
+@dataclass(frozen=True)
 class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     model: BackendConfig = field(default_factory=BackendConfig)
@@ -519,7 +580,9 @@ class Settings:
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
     rootdir: str = "."
+    """Where the run started: log names, probe ids and the default cache are relative to it."""
 
     @property
     def enabled(self) -> bool:
@@ -563,13 +626,17 @@ _GROUP_TYPES: dict[str, Callable[..., Any]] = {
     "judge": JudgeSettings,
     "cache": CacheSettings,
     "output": OutputSettings,
+    "drift": DriftSettings,
 }
 
 
 def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) -> Settings:
     """Merge command line values (already converted by argparse) with raw ini values.
 
-    Paths from the command line are relative to the working directory, paths from the ini file to the rootdir.
+    Paths from the command line are relative to the working directory, paths from the ini file to the rootdir. Log
+    names (and so probe ids) and the default cache are relative to the working directory, not to pytest's rootdir,
+    which pytest infers from path-like arguments, option values included: `--utg-gguf /models/x.gguf` would move
+    every probe id, and two model versions run from one directory would not pair by id.
     """
     values: dict[str, Any] = {}
     for option in OPTIONS:
@@ -583,7 +650,7 @@ def resolve(cli: dict[str, Any], ini: dict[str, Any], rootdir: Path, cwd: Path) 
         if option.is_path:
             value = tuple(str(base / v) for v in value) if option.many else str(base / value)
         values[option.name] = value
-    return build(values, str(rootdir))
+    return build(values, str(cwd))
 
 
 def _from_ini(option: Option, raw: Any) -> Any:

@@ -119,3 +119,102 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return low, high
+
+
+def clustered_bootstrap_mean_ci(
+    values: Sequence[float],
+    clusters: Sequence[str],
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a mean that resamples whole clusters (conversations): probes of one
+    conversation share their context and move together, so resampling them one by one understates the spread."""
+    import numpy as np
+
+    if not values:
+        raise ValueError("interval of no values")
+    if len(values) != len(clusters):
+        raise ValueError("one cluster per value")
+    names = sorted(set(clusters))
+    if len(names) == 1:
+        return bootstrap_mean_ci(values, confidence, resamples, seed)
+    index = {name: i for i, name in enumerate(names)}
+    groups = np.asarray([index[c] for c in clusters])
+    sums = np.bincount(groups, weights=np.asarray(values, dtype=float), minlength=len(names))
+    counts = np.bincount(groups, minlength=len(names)).astype(float)
+
+    def statistic(picks: Any) -> Any:
+        return sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+
+    return _interval(_resample(statistic, len(names), resamples, seed), confidence)
+
+
+def clustered_standard_error(values: Sequence[float], clusters: Sequence[str]) -> float:
+    """Standard error of a mean with observations correlated within clusters (the sandwich form with the G/(G-1)
+    small-sample factor); with one observation per cluster it is the usual s/sqrt(n)."""
+    n = len(values)
+    if n < 2:
+        return math.inf
+    centre = mean(values)
+    totals: dict[str, float] = {}
+    for value, cluster in zip(values, clusters, strict=True):
+        totals[cluster] = totals.get(cluster, 0.0) + (value - centre)
+    groups = len(totals)
+    if groups < 2:
+        return math.inf
+    return math.sqrt(groups / (groups - 1) * math.fsum(t * t for t in totals.values())) / n
+
+
+def wilcoxon_p(differences: Sequence[float]) -> float:
+    """Two-sided p-value of the Wilcoxon signed-rank test that paired differences centre on zero; zero differences
+    are dropped (Wilcoxon's own treatment). No non-zero difference: 1."""
+    from scipy.stats import wilcoxon
+
+    nonzero = [d for d in differences if d != 0.0]
+    if not nonzero:
+        return 1.0
+    return float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue)
+
+
+def mcnemar_p(worse: int, better: int) -> float:
+    """Exact McNemar: two-sided binomial test on the discordant pairs (a probe that lost the property against one
+    that gained it), exact because the discordant counts are small at a few hundred probes."""
+    from scipy.stats import binomtest
+
+    flips = worse + better
+    if flips == 0:
+        return 1.0
+    return float(binomtest(worse, flips, 0.5, alternative="two-sided").pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values, in the order given: family-wise error at most alpha when each is compared with it."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted = [1.0] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def z_quantile(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+def minimum_detectable_effect(standard_error: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true difference a two-sided test at `alpha` detects with probability `power`, given the standard
+    error of the observed mean difference: (z_{1-alpha/2} + z_power) * SE."""
+    return (z_quantile(1 - alpha / 2) + z_quantile(power)) * standard_error
+
+
+def probes_needed(standard_error: float, n: int, effect: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Probes (with the same design) at which `effect` becomes the minimum detectable effect, as SE shrinks with
+    1/sqrt(n); None when the spread is unknown (fewer than two conversations)."""
+    if effect <= 0 or not math.isfinite(standard_error):
+        return None
+    spread = standard_error * math.sqrt(n)
+    return math.ceil(((z_quantile(1 - alpha / 2) + z_quantile(power)) * spread / effect) ** 2)

@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from utg_pytest.baseline import Comparison, Drift
 from utg_pytest.controls import FOLLOWUP, Gap, SweepRow
 from utg_pytest.cost import Usage, cost
 from utg_pytest.figures import Distribution, Figures, Plausibility
@@ -273,3 +274,57 @@ def _references(figures: Figures) -> list[str]:
             f"  echo: {echo.count}/{echo.n} predictions ({echo.value:.1%}) near-copy the assistant's last message"
         )
     return lines
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def drift_line(drift: Drift) -> str:
+    """One drift gate's verdict, with everything a reader needs to trust it."""
+    status = {"pass": "PASS", "fail": "FAIL", "inconclusive": "INCONCLUSIVE"}[drift.verdict]
+    if drift.difference is None:
+        return f"{status} drift::{drift.metric}: {drift.detail}"
+    direction = "fall" if drift.higher_is_better else "rise"
+    p = (
+        f"p {drift.p:.3g}, Holm {drift.p_adjusted:.3g}"
+        if drift.p is not None and drift.p_adjusted is not None
+        else "p -"
+    )
+    line = (
+        f"{status} drift::{drift.metric}: {drift.label} {_number(drift.base)} -> {_number(drift.new)}, change "
+        f"{_number(drift.difference, True)} (95% CI {_number(drift.ci_low, True)}..{_number(drift.ci_high, True)}), "
+        f"{p}, n {drift.n}, minimum detectable {_number(drift.mde)}, allowed {direction} {drift.margin:g}"
+    )
+    return line + (f"; {drift.detail}" if drift.detail else "")
+
+
+def drift_lines(comparison: Comparison, baseline: str, shown: int = 3) -> list[str]:
+    pairs = comparison.alignment
+    lines = [
+        f"drift against the baseline {baseline}: {len(pairs.pairs)} probes paired"
+        + (f" ({pairs.by_fingerprint} by content)" if pairs.by_fingerprint else "")
+        + f", {pairs.only_base} only in the baseline, {pairs.only_new} only in this run; paired bootstrap over "
+        f"conversations, seed {comparison.seed}, alpha {comparison.alpha:g} (Holm)",
+    ]
+    if comparison.label_rates:
+        rates = ", ".join(
+            f"{label} {base:.2f}->{new:.2f}" for label, (base, new) in comparison.label_rates.items() if base or new
+        )
+        lines.append(f"  label rates (baseline->this run): {rates}")
+    moved = [f"{a}->{b} {n}" for a, row in comparison.transitions.items() for b, n in row.items() if a != b]
+    if moved:
+        lines.append(f"  labels that changed: {', '.join(moved)}")
+    worst = [r for r in comparison.regressions if r.change < 0][:shown]
+    if worst:
+        lines.append(f"  probes that regressed most (semantic similarity to the real turn), {len(worst)} of them:")
+        for found in worst:
+            lines += [
+                f"    {found.probe_id}: {found.change:+.3f}",
+                f"      real:      {textwrap.shorten(found.target, WIDTH - 17)}",
+                f"      baseline:  {textwrap.shorten(found.base_prediction or '(none)', WIDTH - 17)}",
+                f"      this run:  {textwrap.shorten(found.new_prediction or '(none)', WIDTH - 17)}",
+            ]
+    return lines + [drift_line(drift) for drift in comparison.drifts]

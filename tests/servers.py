@@ -185,3 +185,17 @@ class VariedModel(ScriptedModel):
         digest = int(hashlib.sha256(last.encode()).hexdigest(), 16)
         text = self.REPLIES[digest % len(self.REPLIES)].format(word=words[digest % len(words)])
         self._send(200, chat_reply(text))
+
+
+class RecordingModel(ParrotModel):
+    """Parrots, and keeps every request body it received, to check what left the machine."""
+
+    bodies: ClassVar[list[str]] = []
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.bodies = []
+
+    def generate(self, body: dict[str, Any]) -> None:
+        self.bodies.append(json.dumps(body, ensure_ascii=False))
+        super().generate(body)

@@ -77,7 +77,7 @@ class ProbeItem(pytest.Item):
         pass_rate = self.run.settings.gates.min_probe_pass_rate
         shortfalls = gates.probe_shortfalls(result, found.thresholds, pass_rate)
         if shortfalls:
-            pytest.fail(terminal.probe_failure(self.probe, result, found.thresholds, shortfalls), pytrace=False)
+            pytest.fail(terminal.probe_failure(found, shortfalls), pytrace=False)
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.probe.line - 1, f"{self.probe.conversation_id} turn {self.probe.turn}"

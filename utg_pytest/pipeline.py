@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from utg_pytest import __version__, ingest
-from utg_pytest.model import LogError, LogFile, Probe, ProbeResult
+from utg_pytest.model import LogError, LogFile, Message, Probe, ProbeResult
 from utg_pytest.probes import ProbeSet, build_probes, shard_of
 from utg_pytest.scoring.labels import HEURISTIC, VERSION
 from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
@@ -202,6 +202,7 @@ def execute(
     record."""
     from utg_pytest.cache import EmbeddingCache, GenerationCache, file_digest
     from utg_pytest.generate import factory_for, prompt_fingerprint
+    from utg_pytest.guard import guard
     from utg_pytest.runner import CachePolicy, Judge, LazyBackend, Stage, generate
     from utg_pytest.scoring.embeddings import Embedder, TextVectors
     from utg_pytest.scoring.judge import JUDGE_VERSION
@@ -248,6 +249,16 @@ def execute(
         known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
     stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes)]
+    leaves = config.remote or (judge is not None and judge_settings.backend(config).remote)
+    mode = settings.privacy.pii if leaves or settings.privacy.pii_embedded else "off"
+    guarded = [guard(done.probes, mode) for done in stages]
+    blocked = {
+        probe_id: ProbeResult(probe_id, None, None, {}, error=why, attempts=0)
+        for found in guarded
+        for probe_id, why in found.blocked.items()
+    }
+    unguarded = stages
+    stages = [replace(done, probes=found.probes) for done, found in zip(stages, guarded, strict=True)]
     references = {}
     for done in stages:
         references.update(references_for(done.probes, settings.logs.sample_seed, loaded.unsharded))
@@ -261,7 +272,13 @@ def execute(
         on_prediction = (lambda text: vectors.add([text])) if config.remote else None
         generated = generate(stages, backend, settings, policy, progress, on_prediction, judge)
         table = finish_vectors(vectors, generated, config.remote, known_texts(all_probes, references))
-        scored = [score_stage(done, references, table, scorers, labeller) for done in generated]
+        scored = [
+            [
+                *score_stage(done, references, table, scorers, labeller),
+                *(blocked[p.id] for p in stage.probes if p.id in blocked),
+            ]
+            for done, stage in zip(generated, unguarded, strict=True)
+        ]
     finally:
         if policy is not None:
             policy.cache.close()
@@ -276,7 +293,11 @@ def execute(
             shuffled = results
         else:
             sweep[f"{done.generation.temperature:g}"] = {r.probe_id: r for r in results}
-    return _record(settings, loaded, probes, main, known, backend.identity, failure, sweep, shuffled)
+    checked = guarded[0]
+    return _record(
+        settings, loaded, probes, main, known, backend.identity, failure, sweep, shuffled, checked.counts,
+        checked.conversations, mode != "off",
+    )  # fmt: skip
 
 
 def judge_label(config: BackendConfig) -> str:
@@ -314,6 +335,9 @@ def _record(
     failure: str | None,
     sweep: dict[str, dict[str, ProbeResult]] | None = None,
     shuffled: Sequence[ProbeResult] = (),
+    pii: dict[str, int] | None = None,
+    pii_conversations: int = 0,
+    guarded: bool = False,
 ) -> RunRecord:
     from utg_pytest import gates
     from utg_pytest.controls import SHUFFLED_SUFFIX
@@ -325,6 +349,7 @@ def _record(
     for probe in probes:
         result = by_id[probe.id]
         thresholds = gates.probe_thresholds(probe, settings.gates)
+        tail, target = stored(probe, guarded)
         passed = (
             not gates.probe_shortfalls(result, thresholds, settings.gates.min_probe_pass_rate) if result.ok else None
         )
@@ -336,8 +361,8 @@ def _record(
                 conversation_id=probe.conversation_id,
                 turn=probe.turn,
                 context_messages=len(probe.context),
-                context_tail=probe.context[-CONTEXT_KEPT:],
-                target=probe.target,
+                context_tail=tail,
+                target=target,
                 fingerprint=content_fingerprint(probe),
                 thresholds=thresholds,
                 result=result,
@@ -361,8 +386,22 @@ def _record(
         log_errors=loaded.errors,
         probes_in_logs=len(loaded.unsharded),
         probes_in_shard=len(loaded.probes),
+        pii=pii or {},
+        pii_conversations=pii_conversations,
     )
     return RunRecord(header, tuple(records), failure)
+
+
+def stored(probe: Probe, guarded: bool) -> tuple[tuple[Message, ...], str]:
+    """The texts a record keeps of a probe: with the PII guard on, redacted, so that personal data found in the logs
+    never reaches the results, the reports or a failure message."""
+    tail = probe.context[-CONTEXT_KEPT:]
+    if not guarded:
+        return tail, probe.target
+    from utg_pytest import pii
+
+    redacted = pii.redact([*tail, Message("user", probe.target)]).messages
+    return redacted[:-1], redacted[-1].text
 
 
 def header_only(run: Run) -> RunHeader:

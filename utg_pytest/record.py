@@ -84,6 +84,10 @@ class RunHeader:
     """Probes the logs hold after --utg-probe and --utg-max-probes, before sharding and pytest's selection."""
     probes_in_shard: int
     """Of those, the probes of this run's shard (all of them without --utg-shard)."""
+    pii: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Personal data the guard found in what would have been sent, by kind (never the values)."""
+    pii_conversations: int = 0
+    """Conversations it was found in."""
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -396,6 +396,24 @@ OPTIONS: tuple[Option, ...] = (
         ),
     ),
     *_section(
+        "privacy",
+        Option(
+            "pii",
+            "personal data in a context sent to an endpoint (the model under test or an LLM judge): block the probe "
+            "(an error naming where and what kind, never the value), redact it with typed placeholders, or off",
+            _choice("block", "redact", "off"),
+            "block",
+        ),
+        Option(
+            "pii_embedded",
+            "apply --utg-pii to the in-process embedded model too (nothing leaves the machine there, so by default "
+            "it sees the logs as they are)",
+            _boolean,
+            False,
+            flag=True,
+        ),
+    ),
+    *_section(
         "drift",
         Option(
             "baseline",
@@ -558,6 +576,14 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class PrivacySettings:
+    """What may leave the machine."""
+
+    pii: str = _default("privacy", "pii")
+    pii_embedded: bool = _default("privacy", "pii_embedded")
+
+
+@dataclass(frozen=True)
 class DriftSettings:
     """Comparison with a baseline run."""
 
@@ -580,6 +606,7 @@ class Settings:
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     rootdir: str = "."
     """Where the run started: log names, probe ids and the default cache are relative to it."""
@@ -626,6 +653,7 @@ _GROUP_TYPES: dict[str, Callable[..., Any]] = {
     "judge": JudgeSettings,
     "cache": CacheSettings,
     "output": OutputSettings,
+    "privacy": PrivacySettings,
     "drift": DriftSettings,
 }
 

@@ -10,8 +10,8 @@ from utg_pytest.baseline import Comparison, Drift
 from utg_pytest.controls import FOLLOWUP, Gap, SweepRow
 from utg_pytest.cost import Usage, cost
 from utg_pytest.figures import Distribution, Figures, Plausibility
-from utg_pytest.model import GateVerdict, LogError, Probe, ProbeResult
-from utg_pytest.record import RunRecord
+from utg_pytest.model import GateVerdict, LogError, Probe
+from utg_pytest.record import ProbeRecord, RunRecord
 from utg_pytest.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
@@ -31,11 +31,13 @@ def _block(label: str, text: str) -> list[str]:
     return [f"{label}:"] + [f"    {line}" for line in body]
 
 
-def probe_failure(probe: Probe, result: ProbeResult, thresholds: dict[str, float], shortfalls: Sequence[str]) -> str:
-    lines = [f"{probe.id} ({probe.source}:{probe.line}): " + "; ".join(shortfalls)]
-    shown = probe.context[-CONTEXT_TURNS_SHOWN:]
-    if len(probe.context) > len(shown):
-        lines.append(f"... {len(probe.context) - len(shown)} earlier message(s)")
+def probe_failure(probe: ProbeRecord, shortfalls: Sequence[str]) -> str:
+    """From the record, whose texts the PII guard has redacted where it found personal data."""
+    result, thresholds = probe.result, probe.thresholds
+    lines = [f"{probe.probe_id} ({probe.source}:{probe.line}): " + "; ".join(shortfalls)]
+    shown = probe.context_tail[-CONTEXT_TURNS_SHOWN:]
+    if probe.context_messages > len(shown):
+        lines.append(f"... {probe.context_messages - len(shown)} earlier message(s)")
     for message in shown:
         lines += _block(f"[{message.role}]", message.text)
     lines += _block("real user turn", probe.target)
@@ -154,6 +156,7 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
         *overview(record),
         *failure,
         *log_errors(header.log_errors, settings.logs.strict),
+        *pii_lines(record),
         f"predictions: {figures.scored} scored ({figures.cached} from the cache), {figures.failed} without a "
         "prediction (model errors)",
         *([usage_line(figures, settings.limits)] if figures.results else []),
@@ -179,6 +182,19 @@ def overview(record: RunRecord) -> list[str]:
         f"selected; {errors} invalid log line(s){strict}",
         f"model: {header.served_by or header.backend} | prompt {generation.prompt} | temperature "
         f"{generation.temperature:g} | max tokens {generation.max_tokens}",
+    ]
+
+
+def pii_lines(record: RunRecord) -> list[str]:
+    header = record.header
+    if not header.pii:
+        return []
+    mode = header.settings.privacy.pii
+    kinds = ", ".join(f"{kind} {count}" for kind, count in header.pii.items())
+    outcome = "sent with placeholders" if mode == "redact" else "their probes were not sent"
+    return [
+        f"pii guard ({mode}): {sum(header.pii.values())} value(s) of personal data in {header.pii_conversations} "
+        f"conversation(s) ({kinds}); {outcome}"
     ]
 
 

@@ -156,11 +156,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _heavy_modules_imported_once(request: pytest.FixtureRequest) -> None:
     """pytester's in-process runs drop modules first imported inside them, and native extensions (torch, llama.cpp)
-    cannot be imported twice in one process: a test that runs pytest in process imports them first."""
+    cannot be imported twice in one process, nor can phonenumbers keep its metadata registry across a second import:
+    a test that runs pytest in process imports them first."""
     if "pytester" in request.fixturenames:
         import llama_cpp  # noqa: F401
         import openai  # noqa: F401
+        import phonenumbers  # noqa: F401
         import sentence_transformers  # noqa: F401
+        import stdnum.luhn  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -99,7 +99,7 @@ def test_paths_directories_globs_and_gzip(tmp_path: Path) -> None:
 
 
 def test_a_spec_matching_nothing_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ingest.LogPathError, match=r"no \.jsonl or \.jsonl\.gz file"):
+    with pytest.raises(ingest.LogPathError, match=r"no log file \(\.jsonl, \.jsonl\.gz\) found there"):
         ingest.resolve_paths([str(tmp_path / "missing*.jsonl")])
 
 

@@ -39,7 +39,10 @@ def test_help_lists_every_option_and_ini_key(pytester: pytest.Pytester) -> None:
     [
         (["--utg-temperature", "hot"], "*--utg-temperature: 'hot' is not a number*"),
         (["--utg-prompt", "cot"], "*--utg-prompt: 'cot' is not one of roleswap, instruct, template*"),
-        (["--utg-logs", "nowhere/*.jsonl"], "*--utg-logs *nowhere/*.jsonl: no .jsonl or .jsonl.gz file found there*"),
+        (
+            ["--utg-logs", "nowhere/*.jsonl"],
+            "*--utg-logs *nowhere/*.jsonl: no log file (.jsonl, .jsonl.gz, .json, *) found there*",
+        ),
     ],
 )
 def test_bad_command_line_is_a_usage_error(pytester: pytest.Pytester, args: list[str], message: str) -> None:

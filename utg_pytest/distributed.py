@@ -43,10 +43,9 @@ def log_names(settings: Settings) -> frozenset[str]:
     """The names of the log files, which begin every probe's node id; known without reading the logs."""
     from pathlib import Path
 
-    from utg_pytest.ingest import resolve_paths
-    from utg_pytest.pipeline import display_name
+    from utg_pytest.pipeline import display_name, log_paths
 
-    return frozenset(display_name(path, Path(settings.rootdir)) for path in resolve_paths(settings.logs.logs))
+    return frozenset(display_name(path, Path(settings.rootdir)) for path in log_paths(settings))
 
 
 def make_scheduler(config: pytest.Config, log: Any, settings: Settings, workers: int) -> Any:

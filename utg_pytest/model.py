@@ -91,6 +91,13 @@ class LogError:
     reason: str
     record: str | None = None
     unit: str = "line"
+    count: int = 0
+    """Not 0: not an error but `count` records left out on purpose for this reason (an embedding call in a proxy
+    log), counted and shown, never failed."""
+
+    @property
+    def skipped(self) -> bool:
+        return self.count > 0
 
     def describe(self) -> str:
         where = self.pointer or "(root)"

@@ -24,6 +24,7 @@ from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
     from utg_pytest.generate import BackendFactory
+    from utg_pytest.ingest.formats import LogFormat
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
     from utg_pytest.scoring.scorers import Scorer
@@ -62,12 +63,12 @@ def load(settings: Settings) -> Loaded:
     from utg_pytest.cache import file_digest
 
     rootdir = Path(settings.rootdir)
-    paths = ingest.resolve_paths(settings.logs.logs)
+    logs = settings.logs
+    paths = log_paths(settings)
     names = {path: display_name(path, rootdir) for path in paths}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="utg-digest") as pool:
         digests = [pool.submit(file_digest, path) for path in paths]
-        loaded = ingest.load(paths, names)
-        logs = settings.logs
+        loaded = ingest.load(paths, names, log_format=logs.format, formats=log_formats(settings))
         probes = build_probes(
             loaded.logs,
             mode=logs.probe,
@@ -81,6 +82,28 @@ def load(settings: Settings) -> Loaded:
         )
     sharded = probes.shard(*logs.shard) if logs.shard else probes
     return Loaded(tuple(paths), files, sharded, loaded.errors, probes)
+
+
+def log_paths(settings: Settings) -> list[Path]:
+    """The log files of a run: a directory or glob takes the native format's files, or, when the format may be
+    another, theirs too."""
+    logs = settings.logs
+    suffixes = ingest.LOG_SUFFIXES if logs.format == "openai" else ingest.ANY_FORMAT_SUFFIXES
+    return ingest.resolve_paths(logs.logs, suffixes)
+
+
+def log_formats(settings: Settings) -> tuple[LogFormat, ...]:
+    """The formats logs are read in: the built-in ones, the table format with the configured columns and roles."""
+    from utg_pytest.ingest.formats import builtin_formats
+    from utg_pytest.ingest.table import TableFormat
+    from utg_pytest.settings import SettingsError
+
+    logs = settings.logs
+    try:
+        table = TableFormat(columns=dict(logs.columns), roles=dict(logs.roles))
+    except ValueError as exc:
+        raise SettingsError(f"--utg-columns / --utg-roles: {exc}") from None
+    return tuple(table if found.name == "table" else found for found in builtin_formats())
 
 
 class Run:

@@ -122,14 +122,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     try:
         loaded = load(settings)
-    except LogPathError as exc:
+    except (LogPathError, settings_module.SettingsError) as exc:
         raise pytest.UsageError(str(exc)) from None
     groups = config.workerinput["workercount"] if _is_worker(config) else None  # type: ignore[attr-defined]
     baseline, missing = _baseline(settings)
     run = Run(settings, loaded, groups=groups, baseline=baseline)
     config.stash[RUN_KEY] = run
     if not settings.logs.strict:
-        for error in loaded.errors:
+        for error in (e for e in loaded.errors if not e.skipped):
             warnings.warn_explicit(UtgLogWarning(terminal.log_error(error)), UtgLogWarning, error.source, error.line)
     # Gates are judged over every probe: under xdist by the controller, over shards by `utg merge`.
     with_gates = not _is_worker(config) and settings.logs.shard is None

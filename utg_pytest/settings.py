@@ -23,6 +23,7 @@ CACHE_MODES: tuple[str, ...] = ("use", "refresh", "replay", "off")
 GATE_BASES: tuple[str, ...] = ("point", "lower")
 JUDGES: tuple[str, ...] = ("auto", "heuristic", "llm")
 CONTROLS: tuple[str, ...] = ("none", "shuffle")
+LOG_FORMATS: tuple[str, ...] = ("auto", "openai", "otlp", "chat-calls", "langfuse", "langsmith", "sharegpt", "table")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -91,6 +92,20 @@ def _shard(value: str) -> tuple[int, int]:
     return k, n
 
 
+def _mapping(value: str) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        key, equals, target = part.partition("=")
+        if not equals or not key.strip() or not target.strip():
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not KEY=VALUE")
+        found[key.strip()] = target.strip()
+    if not found:
+        raise argparse.ArgumentTypeError("needs at least one KEY=VALUE")
+    return tuple(found.items())
+
+
 def _margins(value: str) -> tuple[tuple[str, float], ...]:
     convert = _float_in(0.0, 1.0)
     found: dict[str, float] = {}
@@ -156,6 +171,28 @@ OPTIONS: tuple[Option, ...] = (
             "log files, directories or globs (.jsonl, .jsonl.gz); enables the plugin",
             many=True,
             metavar="PATH",
+        ),
+        Option(
+            "format",
+            "format of the log files: auto recognises each file's from its first records (a .jsonl file no format "
+            "recognises is read as openai, line by line)",
+            _choice(*LOG_FORMATS),
+            "auto",
+        ),
+        Option(
+            "columns",
+            "table logs: which column holds each part of a message row, e.g. "
+            "conversation=session_id,role=speaker,content=text,order=ts",
+            _mapping,
+            (),
+            metavar="PART=COLUMN,...",
+        ),
+        Option(
+            "roles",
+            "table logs: role values and the roles they mean, e.g. agent=assistant,customer=user",
+            _mapping,
+            (),
+            metavar="VALUE=ROLE,...",
         ),
         Option(
             "strict",
@@ -466,6 +503,9 @@ class LogSettings:
     """Which logs are read and which of their probes run."""
 
     logs: tuple[str, ...] = ()
+    format: str = _default("logs", "format")
+    columns: tuple[tuple[str, str], ...] = _default("logs", "columns")
+    roles: tuple[tuple[str, str], ...] = _default("logs", "roles")
     strict: bool = _default("logs", "strict")
     probe: ProbeMode = _default("logs", "probe")
     max_probes: int | None = _default("logs", "max_probes")

@@ -13,10 +13,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from utg_pytest.ingest.formats import IndexedFormat, LogFormat
 from utg_pytest.ingest.jsonl import parse_line, read_jsonl
 from utg_pytest.model import Conversation, LogError, LogIndex
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
+ANY_FORMAT_SUFFIXES = (*LOG_SUFFIXES, ".json", ".json.gz", ".csv", ".tsv", ".parquet")
+"""What a directory or glob takes when the format is recognised per file (--utg-format auto) or is not the native
+one."""
 BULK_FROM_BYTES = 8 * 2**20
 """On-disk size from which a file takes the bulk path. Importing polars costs about 0.15 s, what the exact parser
 spends on some 4 MB of log; the bulk path reads a file about seven times faster."""
@@ -52,41 +56,96 @@ class LoadedLogs:
                 yield log.read(position)
 
 
-def is_log_file(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(LOG_SUFFIXES)
+def is_log_file(path: Path, suffixes: tuple[str, ...] = LOG_SUFFIXES) -> bool:
+    return path.is_file() and path.name.endswith(suffixes)
 
 
-def resolve_paths(specs: Iterable[str]) -> list[Path]:
-    """Expand each spec to log files, in a stable order, each file once."""
+def resolve_paths(specs: Iterable[str], suffixes: tuple[str, ...] = LOG_SUFFIXES) -> list[Path]:
+    """Expand each spec to log files, in a stable order, each file once. A directory or glob takes the files whose
+    names end in one of `suffixes`; a file named outright is taken whatever its name."""
     found: dict[Path, None] = {}
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if is_log_file(p))
+            matches = sorted(p for p in path.rglob("*") if is_log_file(p, suffixes))
         elif path.is_file():
             matches = [path]
         else:
-            matches = sorted(p for p in map(Path, glob.glob(spec, recursive=True)) if is_log_file(p))
+            matches = sorted(p for p in map(Path, glob.glob(spec, recursive=True)) if is_log_file(p, suffixes))
         if not matches:
-            raise LogPathError(f"--utg-logs {spec}: no {' or '.join(LOG_SUFFIXES)} file found there")
+            raise LogPathError(f"--utg-logs {spec}: no log file ({', '.join(suffixes)}) found there")
         for match in matches:
             found.setdefault(match.resolve(), None)
     return list(found)
 
 
-def load(files: Iterable[Path], display: dict[Path, str] | None = None, bulk_from: int = BULK_FROM_BYTES) -> LoadedLogs:
-    """Read every file; `display` maps a file to the name used in node ids and messages (default: its path)."""
+def load(
+    files: Iterable[Path],
+    display: dict[Path, str] | None = None,
+    bulk_from: int = BULK_FROM_BYTES,
+    log_format: str = "openai",
+    formats: Sequence[LogFormat] | None = None,
+) -> LoadedLogs:
+    """Read every file; `display` maps a file to the name used in node ids and messages (default: its path).
+    `log_format` names the format of every file, or is "auto" to recognise each file's from its first records
+    among `formats` (default: the built-in ones). The native format keeps its exact and bulk paths."""
     logs: list[LogIndex] = []
     errors: list[LogError] = []
     paths = list(files)
     with no_cycle_collection():
         for path in paths:
             name = (display or {}).get(path, str(path))
-            reader = _load_bulk if path.stat().st_size >= bulk_from else _load_exact
-            log, found = reader(path, name)
+            chosen = _format_of(path, name, log_format, formats, errors)
+            if chosen is None:
+                logs.append(index_conversations(name, []))
+                continue
+            if chosen.name == "openai":
+                reader = _load_bulk if path.stat().st_size >= bulk_from else _load_exact
+                log, found = reader(path, name)
+            elif isinstance(chosen, IndexedFormat):
+                log, found = chosen.index(path, name)
+            else:
+                log, found = _load_adapted(chosen, path, name)
             logs.append(log)
             errors.extend(found)
     return LoadedLogs(tuple(logs), tuple(errors), tuple(paths))
+
+
+def _format_of(
+    path: Path, name: str, log_format: str, formats: Sequence[LogFormat] | None, errors: list[LogError]
+) -> LogFormat | None:
+    """The format to read a file with; None (and one error for the file) when no format recognises it."""
+    from utg_pytest.ingest.formats import UnknownFormatError, builtin_formats, detect, get
+
+    known = formats if formats is not None else builtin_formats()
+    try:
+        return detect(path, known) if log_format == "auto" else get(log_format, known)
+    except UnknownFormatError as exc:
+        if log_format == "auto" and path.name.endswith(LOG_SUFFIXES):
+            # A native log whose first lines are broken is still read line by line: every bad line gets its error.
+            return get("openai", known)
+        errors.append(LogError(name, 1, "", str(exc).replace(str(path), name, 1)))
+        return None
+
+
+def _load_adapted(chosen: LogFormat, path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
+    """Conversations an adapter rebuilt, several of which may start on one line (an export batch, a whole-file
+    document): kept in order, the later of two with one id reported and dropped."""
+    kept: list[Conversation] = []
+    errors: list[LogError] = []
+    seen: dict[str, Conversation] = {}
+    for item in chosen.read(path, name):
+        if isinstance(item, LogError):
+            errors.append(item)
+        elif item.id in seen:
+            first = seen[item.id].location.describe()
+            reason = f"duplicate conversation id {item.id!r} (first at {first})"
+            errors.append(LogError(name, item.line, "/id", reason, item.location.record, item.location.unit))
+        else:
+            seen[item.id] = item
+            kept.append(item)
+    errors.sort(key=lambda error: error.line)
+    return index_conversations(name, kept), errors
 
 
 def _first_of_each_id(name: str, entries: Iterable[tuple[int, str]], errors: list[LogError]) -> list[int]:

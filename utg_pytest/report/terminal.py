@@ -172,8 +172,10 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
 def overview(record: RunRecord) -> list[str]:
     header = record.header
     settings = header.settings
-    errors = len(header.log_errors)
+    errors = sum(1 for e in header.log_errors if not e.skipped)
+    skipped = sum(e.count for e in header.log_errors if e.skipped)
     strict = " (--utg-strict: each fails)" if settings.logs.strict and errors else ""
+    strict += f"; {skipped} record(s) skipped on purpose" if skipped else ""
     shard = settings.logs.shard
     selected = f"shard {shard[0]}/{shard[1]}: {header.probes_in_shard}, " if shard else ""
     generation = settings.generation
@@ -199,9 +201,11 @@ def pii_lines(record: RunRecord) -> list[str]:
 
 
 def log_errors(errors: Sequence[LogError], strict: bool, shown: int = 10) -> list[str]:
+    skipped = [f"  skipped: {e.describe()}" for e in errors if e.skipped]
+    errors = [e for e in errors if not e.skipped]
     if strict:
-        return []
-    lines = [f"  {log_error(e)}" for e in errors[:shown]]
+        return skipped
+    lines = skipped + [f"  {log_error(e)}" for e in errors[:shown]]
     if len(errors) > shown:
         lines.append(f"  ... {len(errors) - shown} more invalid line(s)")
     return lines

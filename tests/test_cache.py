@@ -168,3 +168,28 @@ def test_an_unusable_cache_fails_every_probe_with_one_message(pytester: pytest.P
     result = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-max-probes", "2", "--utg-cache", str(blocker))
     result.assert_outcomes(errors=2, failed=GATES)
     result.stdout.fnmatch_lines(["*no prediction: cache *not-a-directory unusable: FileExistsError: *"])
+
+
+def test_a_cache_another_process_is_creating_is_opened_once_it_is_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two xdist workers open a new cache at once; the loser of the WAL switch is told "locked" and must retry."""
+    import sqlite3
+
+    from utg_pytest import cache
+
+    real = cache._open
+    answers = iter([sqlite3.OperationalError("database is locked")] * 3)
+
+    def contended(path: Path) -> sqlite3.Connection:
+        error = next(answers, None)
+        if error is not None:
+            raise error
+        return real(path)
+
+    monkeypatch.setattr(cache, "_open", contended)
+    monkeypatch.setattr(cache, "OPEN_PAUSE_S", 0.0)
+    GenerationCache(tmp_path).close()
+    monkeypatch.setattr(cache, "_open", lambda path: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error")))
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        GenerationCache(tmp_path)

@@ -203,3 +203,15 @@ def test_an_unknown_drift_metric_is_a_usage_error(pytester: pytest.Pytester, sma
     result = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-max-drop", "semantik=0.1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--utg-max-drop: unknown metric(s) semantik; known: semantic, lexical*"])
+
+
+def test_a_part_that_failed_before_knowing_its_model_still_merges() -> None:
+    from utg_pytest import record as record_module
+
+    ok = RunRecord(header(), (probe(0, 0.3),))
+    unanswered = replace(probe(1, 0.3), result=ProbeResult("x", None, None, {}, error="cache unusable"))
+    failed = RunRecord(header(backend_key=""), (unanswered,), "cache unusable")
+    merged = record_module.merge([failed, ok], complete=False)
+    assert merged.header.backend_key == "b"
+    assert merged.failure == "cache unusable"
+    assert len(merged.probes) == 2

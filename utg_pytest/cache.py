@@ -46,20 +46,41 @@ def generation_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+OPEN_ATTEMPTS = 50
+OPEN_PAUSE_S = 0.1
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    """Several processes may open one cache at once (pytest-xdist workers, CI jobs on a shared disk): switching a new
+    file to WAL takes an exclusive lock for which SQLite does not always wait, so a busy answer is retried."""
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return _open(path)
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt + 1 == OPEN_ATTEMPTS:
+                raise
+            time.sleep(OPEN_PAUSE_S)
+    raise AssertionError("unreachable")
+
+
+def _open(path: Path) -> sqlite3.Connection:
     # check_same_thread=False: the embedding worker thread owns its own connection but is created elsewhere.
     db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, prediction TEXT NOT NULL, "
-        "generation TEXT NOT NULL, created REAL NOT NULL)"
-    )
-    db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
-        "digest TEXT NOT NULL)"
-    )
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, prediction TEXT NOT NULL, "
+            "generation TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+            "mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL)"
+        )
+    except BaseException:
+        db.close()
+        raise
     return db
 
 

@@ -313,8 +313,15 @@ class Controller:
             from utg_pytest import record as record_module
             from utg_pytest.distributed import report_gates
 
-            parts = [record_module.loads(text, f"worker record {i + 1}") for i, text in enumerate(self.texts)]
-            merged = record_module.merge(parts, complete=False)
+            try:
+                parts = [record_module.loads(text, f"worker record {i + 1}") for i, text in enumerate(self.texts)]
+                merged = record_module.merge(parts, complete=False)
+            except record_module.RecordError as exc:
+                session.testsfailed += 1
+                reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(f"utg: the workers' records cannot be merged: {exc}", red=True)
+                return outcome
             self.config.stash[RECORD_KEY] = merged
             baseline, _ = _baseline(self.settings)
             comparison = None

@@ -299,11 +299,17 @@ def merge(parts: Sequence[RunRecord], names: Sequence[str] | None = None, comple
     run every probe of their shard. Probes come out in log order, as a serial run orders them."""
     if not parts:
         raise RecordError("nothing to merge")
-    labels = list(names) if names is not None else [f"record {i + 1}" for i in range(len(parts))]
+    given = list(names) if names is not None else [f"record {i + 1}" for i in range(len(parts))]
+    # A part that did not fail goes first: its header, which knows every identity, becomes the merged one.
+    ordered = sorted(zip(parts, given, strict=True), key=lambda pair: pair[0].failure is not None)
+    parts, labels = [p for p, _ in ordered], [label for _, label in ordered]
     first = parts[0].header
     for part, label in zip(parts[1:], labels[1:], strict=True):
         for name in IDENTITY_FIELDS:
-            if getattr(part.header, name) != getattr(first, name):
+            ours, theirs = getattr(part.header, name), getattr(first, name)
+            if ours != theirs and not ((part.failure and not ours) or (parts[0].failure and not theirs)):
+                # A part that failed before it knew an identity (its cache could not open) still merges: its
+                # probes carry the failure.
                 raise RecordError(
                     f"{label} is not comparable with {labels[0]}: {name} differs "
                     f"({getattr(part.header, name)!r} vs {getattr(first, name)!r})"

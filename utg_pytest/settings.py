@@ -252,8 +252,8 @@ OPTIONS: tuple[Option, ...] = (
         Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
         Option(
             "threads",
-            "llama.cpp threads of the embedded model (default: 1 for models under 1 GiB, which gain nothing from more "
-            "and stall on a busy machine with them; else all cores but one)",
+            "llama.cpp threads that generate the embedded model's tokens (default: 1 for models under 1 GiB, which "
+            "stall on a busy machine with more; else all cores but one); prompts are evaluated on every core",
             _int_at_least(1),
             metavar="N",
         ),

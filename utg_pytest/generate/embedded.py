@@ -48,10 +48,12 @@ SMALL_MODEL_BYTES = 2**30
 
 
 def default_threads(model_bytes: int, cores: int) -> int:
-    """llama.cpp's threads spin at barriers, so a thread that shares its core with another busy process stalls the
-    rest. SmolLM2-135M (98 MB) ran 0.52 s per completion on 2 threads and 0.53 s on 1 on an idle 2-core machine, and
-    2.12 s against 0.69 s with one competing process: a small model gets one thread. A larger one has more work per
-    token to share out, and leaves one core to the encoder and the rest of the machine."""
+    """Threads that generate tokens. llama.cpp's threads spin at barriers, once per token, so a thread that shares
+    its core with another busy process stalls the rest: SmolLM2-135M (98 MB) completed in 0.69 s on 1 thread and
+    2.12 s on 2 with one competing process, and 30 fixture probes took 39 s on 1 generation thread (prompts on 2)
+    with a `yes` competitor running, against more than 480 s on 2. A small model gets one; a larger one has more work
+    per token to share out, and leaves one core to the encoder and the rest of the machine. Prompts are evaluated in
+    large batches, with few barriers, on every core (on an idle machine 1 thread for both was 1.64x slower)."""
     if model_bytes < SMALL_MODEL_BYTES:
         return 1
     return max(1, cores - 1)
@@ -89,7 +91,7 @@ class EmbeddedBackend:
             model_path=str(path),
             n_ctx=config.n_ctx,
             n_threads=threads,
-            n_threads_batch=threads,
+            n_threads_batch=os.cpu_count() or 1,
             seed=DEFAULT_SEED,
             verbose=False,
         )

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utg_pytest.ingest import formats, rebuild
+from utg_pytest.ingest import formats, rebuild, registry
 from utg_pytest.ingest.chat_calls import ChatCallsFormat
 from utg_pytest.ingest.schema import to_conversation
 from utg_pytest.ingest.table import BLANK, TableFormat
@@ -140,7 +140,7 @@ def _probes(conversations: Iterable[Conversation]) -> list[tuple[str, tuple[tupl
 @pytest.mark.parametrize("folder", sorted(VALID))
 def test_valid_files_rebuild_the_expected_conversations(folder: str) -> None:
     name, files = VALID[folder]
-    documents, errors = _read(formats.get(name), folder, files)
+    documents, errors = _read(registry.get(name), folder, files)
     assert [e.describe() for e in errors if not isinstance(e, formats.Skipped)] == []
     expected = _expected(folder)
     assert sorted(d.data["id"] for d in documents) == sorted(expected)
@@ -152,7 +152,7 @@ def test_valid_files_rebuild_the_expected_conversations(folder: str) -> None:
 @pytest.mark.parametrize("folder", sorted(VALID))
 def test_read_gives_the_probes_of_the_expected_conversations(folder: str) -> None:
     name, files = VALID[folder]
-    fmt = formats.get(name)
+    fmt = registry.get(name)
     found = [c for file in files for c in fmt.read(FORMATS / folder / file, file) if isinstance(c, Conversation)]
     expected = [to_conversation(d, d["metadata"]["source"]["file"], 1) for d in _expected(folder).values()]
     assert all(isinstance(c, Conversation) for c in expected)
@@ -170,7 +170,7 @@ def test_parquet_holds_the_jsonl_tables_conversations() -> None:
 
 def test_skipped_records_are_counted_not_dropped() -> None:
     path = FORMATS / "chat-calls" / "litellm_standard_logging.jsonl"
-    notices = [e for e in formats.get("chat-calls").read(path, path.name) if isinstance(e, formats.Skipped)]
+    notices = [e for e in registry.get("chat-calls").read(path, path.name) if isinstance(e, formats.Skipped)]
     counts = {n.reason.split(":")[0]: (n.count, n.line) for n in notices}
     assert counts == {
         "call_type 'aembedding' calls (not chat completions)": (1, 3),
@@ -178,7 +178,7 @@ def test_skipped_records_are_counted_not_dropped() -> None:
         "answers replaced by a later call with the same input (a retry or a regeneration)": (1, 8),
     }
     traces = FORMATS / "langfuse" / "traces_api.jsonl"
-    notices = [e for e in formats.get("langfuse").read(traces, traces.name) if isinstance(e, formats.Skipped)]
+    notices = [e for e in registry.get("langfuse").read(traces, traces.name) if isinstance(e, formats.Skipped)]
     unjoined = [n for n in notices if n.reason.startswith("calls that fit no part")]
     assert [n.count for n in unjoined] == [3]  # the three query rewriters
     assert sum(n.count for n in notices if n.reason.startswith("SPAN observations")) == 3
@@ -194,23 +194,23 @@ def _fixture_formats() -> list[tuple[Path, str]]:
 
 @pytest.mark.parametrize(("path", "name"), _fixture_formats(), ids=lambda v: v.name if isinstance(v, Path) else v)
 def test_detect_names_the_format_of_every_fixture(path: Path, name: str) -> None:
-    assert formats.detect(path).name == name
+    assert registry.detect(path).name == name
 
 
 def test_detect_rejects_an_unknown_format_clearly() -> None:
     with pytest.raises(formats.UnknownFormatError) as caught:
-        formats.detect(FORMATS / "bad" / "unknown_format.jsonl")
+        registry.detect(FORMATS / "bad" / "unknown_format.jsonl")
     message = str(caught.value)
     assert isinstance(caught.value, ValueError)
     assert "unknown_format.jsonl" in message
     assert "route" in message
     assert "request_id" in message
-    assert all(f.name in message for f in formats.builtin_formats())
+    assert all(f.name in message for f in registry.builtin_formats())
 
 
 def test_unknown_format_names_are_rejected_with_the_known_ones() -> None:
     with pytest.raises(formats.UnknownFormatError, match="known formats: otlp, chat-calls"):
-        formats.get("helicone")
+        registry.get("helicone")
 
 
 def test_gzipped_logs_read_as_the_plain_ones(tmp_path: Path) -> None:
@@ -218,9 +218,9 @@ def test_gzipped_logs_read_as_the_plain_ones(tmp_path: Path) -> None:
         source = FORMATS / folder / file
         packed = tmp_path / f"{file}.gz"
         packed.write_bytes(gzip.compress(source.read_bytes()))
-        assert formats.detect(packed).name == folder
-        plain, _ = _read(formats.get(folder), folder, [file])
-        fmt = formats.get(folder)
+        assert registry.detect(packed).name == folder
+        plain, _ = _read(registry.get(folder), folder, [file])
+        fmt = registry.get(folder)
         assert [d.data for d in fmt.documents(packed, file) if isinstance(d, formats.Document)] == [
             d.data for d in plain
         ]
@@ -229,7 +229,7 @@ def test_gzipped_logs_read_as_the_plain_ones(tmp_path: Path) -> None:
 @pytest.mark.parametrize("file", sorted(BAD))
 def test_each_malformed_record_is_named_and_the_rest_loads(file: str) -> None:
     name, bad = BAD[file]
-    documents, found = _read(formats.get(name), "bad", [file])
+    documents, found = _read(registry.get(name), "bad", [file])
     errors = [e for e in found if not isinstance(e, formats.Skipped)]
     assert {e.line: e.pointer for e in errors} == bad
     assert all(e.source == file and e.reason for e in errors)
@@ -242,7 +242,7 @@ def test_each_malformed_record_is_named_and_the_rest_loads(file: str) -> None:
 
 
 def test_errors_name_the_record_and_what_is_wrong() -> None:
-    by_line = {e.line: e for e in formats.get("langsmith").read(FORMATS / "bad" / "langsmith_runs.jsonl", "runs")}
+    by_line = {e.line: e for e in registry.get("langsmith").read(FORMATS / "bad" / "langsmith_runs.jsonl", "runs")}
     assert by_line[4].record == "ff64ddef-4bd4-48a9-8a22-22d1d5b9d739"  # type: ignore[union-attr]
     assert "MysteryMessage" in by_line[4].reason  # type: ignore[union-attr]
     table = [e for e in TableFormat().read(FORMATS / "bad" / "table.csv", "t.csv") if isinstance(e, LogError)]
@@ -251,7 +251,7 @@ def test_errors_name_the_record_and_what_is_wrong() -> None:
     assert "CS-BAD-4" in tie.reason
     assert tie.describe().startswith("t.csv:row 7: /ts: ")
     assert "unclosed quote" in next(e for e in table if e.line == 10).reason
-    whole = list(formats.get("sharegpt").read(FORMATS / "bad" / "sharegpt_truncated.json", "cut.json"))
+    whole = list(registry.get("sharegpt").read(FORMATS / "bad" / "sharegpt_truncated.json", "cut.json"))
     assert len(whole) == 1
     assert isinstance(whole[0], LogError)
     assert "nothing in it was read" in whole[0].reason

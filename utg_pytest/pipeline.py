@@ -94,7 +94,7 @@ def log_paths(settings: Settings) -> list[Path]:
 
 def log_formats(settings: Settings) -> tuple[LogFormat, ...]:
     """The formats logs are read in: the built-in ones, the table format with the configured columns and roles."""
-    from utg_pytest.ingest.formats import builtin_formats
+    from utg_pytest.ingest.registry import builtin_formats
     from utg_pytest.ingest.table import TableFormat
     from utg_pytest.settings import SettingsError
 

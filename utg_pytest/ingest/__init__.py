@@ -115,7 +115,8 @@ def _format_of(
     path: Path, name: str, log_format: str, formats: Sequence[LogFormat] | None, errors: list[LogError]
 ) -> LogFormat | None:
     """The format to read a file with; None (and one error for the file) when no format recognises it."""
-    from utg_pytest.ingest.formats import UnknownFormatError, builtin_formats, detect, get
+    from utg_pytest.ingest.formats import UnknownFormatError
+    from utg_pytest.ingest.registry import builtin_formats, detect, get
 
     known = formats if formats is not None else builtin_formats()
     try:

@@ -28,6 +28,7 @@ from utg_pytest.model import ProbeResult
 from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
 from utg_pytest.scoring.labels import DEGENERATE, GENUINE, LABELS
 from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
+from utg_pytest.settings import DriftSettings
 
 SEED = 0
 """Seed of the paired bootstrap, reported with every comparison."""
@@ -346,13 +347,17 @@ def compare(
     )
 
 
-def unknown_margins(names: Sequence[str]) -> list[str]:
-    return [name for name in names if name not in BY_NAME]
+def margin_problem(names: Sequence[str]) -> str | None:
+    """What is wrong with the metric names of a set of margins (--utg-max-drop), or None."""
+    unknown = [name for name in names if name not in BY_NAME]
+    if not unknown:
+        return None
+    return f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(metric.name for metric in DRIFT_METRICS)}"
 
 
-def judge(base: RunRecord, new: RunRecord, margins: Mapping[str, float], alpha: float) -> Comparison | str:
-    """The comparison, or why the two runs cannot be compared."""
+def judge(base: RunRecord, new: RunRecord, settings: DriftSettings) -> Comparison | str:
+    """The comparison as the drift settings ask for it, or why the two runs cannot be compared."""
     try:
-        return compare(base, new, margins, alpha)
+        return compare(base, new, dict(settings.max_drop), settings.alpha)
     except IncomparableError as exc:
         return str(exc)

@@ -63,16 +63,15 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from utg_pytest.baseline import DRIFT_METRICS, IncomparableError, unknown_margins
+    from utg_pytest.baseline import IncomparableError, margin_problem
     from utg_pytest.baseline import compare as compare_runs
     from utg_pytest.report import terminal
     from utg_pytest.settings import BY_NAME
 
     margins = dict(BY_NAME["max_drop"].convert(args.max_drop)) if args.max_drop else {}
-    unknown = unknown_margins(list(margins))
-    if unknown:
-        known = ", ".join(metric.name for metric in DRIFT_METRICS)
-        raise RecordError(f"--max-drop: unknown metric(s) {', '.join(unknown)}; known: {known}")
+    problem = margin_problem(list(margins))
+    if problem:
+        raise RecordError(f"--max-drop: {problem}")
     base, new = record_module.read(Path(args.base)), record_module.read(Path(args.new))
     try:
         comparison = compare_runs(base, new, margins, args.alpha)

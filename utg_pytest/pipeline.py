@@ -170,8 +170,7 @@ class Run:
         if self._comparison is None:
             from utg_pytest.baseline import judge
 
-            drift = self.settings.drift
-            self._comparison = judge(self.baseline, record or self.record(), dict(drift.max_drop), drift.alpha)
+            self._comparison = judge(self.baseline, record or self.record(), self.settings.drift)
         return self._comparison
 
     def parts(self) -> list[RunRecord]:

@@ -136,15 +136,24 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.extend(collect(session, run, paths, with_gates, missing))
 
 
+def _missing_baseline(settings: Settings) -> str | None:
+    """Why there is no baseline to compare with, known without reading one."""
+    path = Path(settings.drift.baseline) if settings.drift.baseline else None
+    if path is None or path.exists():
+        return None
+    return f"no baseline at {path}: drift is not gated (write one with --utg-update-baseline {path})"
+
+
 def _baseline(settings: Settings) -> tuple[RunRecord | None, str | None]:
     """The baseline record, or why there is none (a missing file is reported, not an error)."""
     if settings.drift.baseline is None:
         return None, None
     from utg_pytest import record as record_module
 
+    missing = _missing_baseline(settings)
+    if missing is not None:
+        return None, missing
     path = Path(settings.drift.baseline)
-    if not path.exists():
-        return None, f"no baseline at {path}: drift is not gated (write one with --utg-update-baseline {path})"
     try:
         return record_module.read(path), None
     except record_module.RecordError as exc:
@@ -256,7 +265,7 @@ def _drift_lines(config: pytest.Config, record: RunRecord, quiet: bool) -> list[
     if found is None and run is not None and record.probes:
         found = run.drift(record)
     if found is None:
-        missing = _baseline(settings)[1] if settings.drift.baseline else None
+        missing = _missing_baseline(settings)
         return [] if quiet or missing is None else [missing]
     if isinstance(found, str):
         return [f"ERROR drift: {found}"]

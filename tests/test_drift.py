@@ -215,3 +215,60 @@ def test_a_part_that_failed_before_knowing_its_model_still_merges() -> None:
     assert merged.header.backend_key == "b"
     assert merged.failure == "cache unusable"
     assert len(merged.probes) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_a_live_baseline_arm_is_judged_as_a_recorded_one_would_be(
+    pytester: pytest.Pytester, logs: Path, capsys: pytest.CaptureFixture[str], workers: str | None
+) -> None:
+    common = ("--utg-logs", "logs", "--utg-prompt", "roleswap", "--utg-model", "scripted", *LOW_GATES)
+    parallel = ("-n", workers) if workers else ()
+    with serve(VariedModel) as production, serve(ParrotModel) as parrot:
+        same = pytester.runpytest(*common, *parallel, "--utg-base-url", production, "--utg-compare-base-url",
+                                  production, "--utg-max-drop", "semantic=0.05,lexical=0.05")  # fmt: skip
+        worse = pytester.runpytest(*common, *parallel, "--utg-base-url", parrot, "--utg-compare-base-url", production,
+                                   "--utg-results", "candidate.jsonl", "--utg-compare-results", "production.jsonl",
+                                   "-rf")  # fmt: skip
+    same.stdout.fnmatch_lines(["drift against the baseline *generated in this run*: * probes paired, 0 only in *",
+                               "* drift::semantic: mean semantic similarity * change +0.000 *"])  # fmt: skip
+    assert same.ret == pytest.ExitCode.OK
+    worse.stdout.fnmatch_lines(["*FAILED utg::gate::drift::echo_rate*"])
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    capsys.readouterr()
+    root = pytester.path
+    assert cli.main(["compare", str(root / "production.jsonl"), str(root / "candidate.jsonl")]) == 1
+    assert "FAIL drift::echo_rate" in capsys.readouterr().out
+
+
+def test_a_live_arm_takes_the_runs_settings_but_for_what_the_compare_options_name() -> None:
+    from utg_pytest.settings import SettingsError, build
+
+    settings = build({"logs": ["l.jsonl"], "base_url": "http://new/v1", "model": "v8", "temperatures": (0.0, 0.7),
+                      "control": "shuffle", "compare_model": "v7", "compare_temperature": 0.7})  # fmt: skip
+    live = settings.baseline_arm()
+    assert live is not None
+    assert (live.model.base_url, live.model.model, live.generation.temperature) == ("http://new/v1", "v7", 0.7)
+    assert (live.controls.temperatures, live.controls.control) == ((), "none")
+    local = build({"logs": ["l.jsonl"], "base_url": "http://new/v1", "compare_gguf": "/m/old.gguf"}).baseline_arm()
+    assert local is not None and (local.model.base_url, local.model.gguf) == (None, "/m/old.gguf")
+    assert build({"logs": ["l.jsonl"]}).baseline_arm() is None
+    with pytest.raises(SettingsError, match="either --utg-baseline"):
+        build({"logs": ["l.jsonl"], "baseline": "b.jsonl", "compare_model": "v7"})
+
+
+def test_skill_is_reported_against_the_best_reference_and_moves_with_semantic_similarity() -> None:
+    def with_references(record: RunRecord, echo: float) -> RunRecord:
+        refs = {"echo": {"semantic": echo, "lexical": 0.1}, "floor": {"semantic": 0.05, "lexical": 0.0}}
+        return replace(record, probes=tuple(
+            replace(p, result=replace(p.result, references=refs)) for p in record.probes))  # fmt: skip
+
+    base = with_references(arm([0.40] * 60), echo=0.25)
+    new = with_references(arm([0.30] * 60), echo=0.25)
+    comparison = baseline.compare(base, new)
+    skill = comparison.skill
+    assert skill is not None and skill.label == "semantic skill over the echo reference"
+    assert (skill.base, skill.new, skill.verdict) == (pytest.approx(0.15), pytest.approx(0.05), "reported")
+    assert skill.difference == pytest.approx(comparison.drift("semantic").difference)
+    assert "skill" not in {d.metric for d in comparison.drifts}
+    assert baseline.compare(arm([0.4] * 5), arm([0.4] * 5)).skill is None

@@ -27,6 +27,7 @@ from utg_pytest import stats
 from utg_pytest.model import ProbeResult
 from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
 from utg_pytest.scoring.labels import DEGENERATE, GENUINE, LABELS
+from utg_pytest.scoring.references import REFERENCES
 from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
 from utg_pytest.settings import DriftSettings
 
@@ -189,6 +190,10 @@ class Comparison:
     """Paired probes by how much their semantic similarity fell, worst first."""
     alpha: float
     seed: int
+    skill: Drift | None = None
+    """The change in skill (semantic similarity minus the best reference's, per probe), reported next to the gates,
+    not gated: the references are the same in both arms, so its change is the semantic change, but its levels say
+    whether either arm beats a parrot at all."""
 
     def drift(self, metric: str) -> Drift:
         return next(d for d in self.drifts if d.metric == metric)
@@ -312,6 +317,22 @@ def _regressions(pairs: Sequence[Pair]) -> tuple[Regression, ...]:
     return tuple(sorted(found, key=lambda r: (r.change, r.probe_id)))
 
 
+def _skill_metric(pairs: Sequence[Pair]) -> DriftMetric | None:
+    """Skill against the reference that predicts best on these probes (highest mean semantic similarity)."""
+    done = [p.base.result for p in pairs if p.base.result.ok and p.new.result.ok]
+    names = [name for name in REFERENCES if done and all(name in r.references for r in done)]
+    if not names:
+        return None
+    best = max(names, key=lambda name: stats.mean([r.references[name][SEMANTIC] for r in done]))
+
+    def skill(result: ProbeResult) -> float | None:
+        found = result.scores.get(SEMANTIC)
+        reference = result.references.get(best, {}).get(SEMANTIC)
+        return None if found is None or reference is None else found - reference
+
+    return DriftMetric("skill", f"semantic skill over the {best} reference", True, 0.0, skill)
+
+
 def compare(
     base: RunRecord,
     new: RunRecord,
@@ -336,6 +357,11 @@ def compare(
     drifts = [drift for drift, _ in measured]
     for i, value in zip(tested, adjusted, strict=True):
         drifts[i] = _judge(replace(drifts[i], p_adjusted=value), alpha)
+    skill_metric = _skill_metric(alignment.pairs)
+    skill = None
+    if skill_metric is not None:
+        measured_skill, _ = _measure(alignment.pairs, skill_metric, 0.0, alpha, seed)
+        skill = replace(measured_skill, verdict="reported", detail="reported, not gated")
     return Comparison(
         alignment,
         tuple(drifts),
@@ -344,6 +370,7 @@ def compare(
         _regressions(alignment.pairs),
         alpha,
         seed,
+        skill,
     )
 
 

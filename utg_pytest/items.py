@@ -113,7 +113,7 @@ class GateGroup(pytest.Collector):
         settings = self.run.settings
         for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
             yield GateItem.from_parent(self, name=gate.name, gate=gate, run=self.run)
-        if self.run.baseline is not None:
+        if self.run.compared:
             from utg_pytest.baseline import DRIFT_METRICS
 
             for metric in DRIFT_METRICS:

@@ -19,7 +19,7 @@ from utg_pytest import __version__, ingest
 from utg_pytest.model import LogError, LogFile, Message, Probe, ProbeResult
 from utg_pytest.probes import ProbeSet, build_probes, shard_of
 from utg_pytest.scoring.labels import HEURISTIC, VERSION
-from utg_pytest.settings import BackendConfig, GenerationConfig, Settings
+from utg_pytest.settings import BackendConfig, DriftSettings, GenerationConfig, Settings
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
@@ -109,7 +109,11 @@ def log_formats(settings: Settings) -> tuple[LogFormat, ...]:
 class Run:
     """One run of the pipeline over loaded logs, in the order pytest drives it: select the probes, then produce the
     record once. Split into `groups` (pytest-xdist workers), each group's record is produced when a probe of it is
-    first asked for (`record_for`): a worker runs whole groups, so it generates exactly the probes it will test."""
+    first asked for (`record_for`): a worker runs whole groups, so it generates exactly the probes it will test.
+
+    A run compared with a baseline has two arms over the same probes: this run, and the baseline, either recorded
+    (`baseline`, from --utg-baseline) or generated alongside this run (the --utg-compare-* options), through the same
+    stages and cache, so a re-run regenerates only the arm that changed."""
 
     def __init__(
         self,
@@ -119,6 +123,7 @@ class Run:
         groups: int | None = None,
         factory: BackendFactory | None = None,
         baseline: RunRecord | None = None,
+        baseline_factory: BackendFactory | None = None,
     ) -> None:
         from utg_pytest.generate import factory_for
         from utg_pytest.scoring.scorers import BUILT_IN
@@ -130,10 +135,19 @@ class Run:
         self.factory = factory or factory_for(settings.model)
         self.baseline = baseline
         """The recorded arm this run is compared with (--utg-baseline), when there is one."""
+        self.live = settings.baseline_arm()
+        """The settings of the baseline arm generated in this run (--utg-compare-*), when there is one."""
+        self.baseline_factory = (baseline_factory or factory_for(self.live.model)) if self.live else None
         self._comparison: Comparison | str | None = None
         self._selected: tuple[Probe, ...] = tuple(loaded.probes)
         self._record: RunRecord | None = None
-        self._parts: dict[int, RunRecord] = {}
+        self._live_record: RunRecord | None = None
+        self._parts: dict[int, tuple[RunRecord, RunRecord | None]] = {}
+
+    @property
+    def compared(self) -> bool:
+        """Whether this run has a baseline arm to be gated against."""
+        return self.baseline is not None or self.live is not None
 
     def select(self, probe_ids: Iterable[str]) -> None:
         """Restrict generation to the probes pytest will run (after -k, --deselect, --lf)."""
@@ -145,10 +159,21 @@ class Run:
         return self._selected
 
     def record(self, progress: Progress | None = None) -> RunRecord:
-        """The record of every selected probe, generated on first call."""
+        """The record of every selected probe, generated on first call (with the live baseline arm's, if any)."""
         if self._record is None:
             self._record = execute(self.settings, self.loaded, self._selected, self.scorers, self.factory, progress)
+            self._live_record = self._live_arm(self._selected, progress)
         return self._record
+
+    def _live_arm(
+        self, probes: Sequence[Probe], progress: Progress | None, candidates: Sequence[Probe] | None = None
+    ) -> RunRecord | None:
+        if self.live is None or self.baseline_factory is None:
+            return None
+        return execute(
+            self.live, self.loaded, probes, self.scorers, self.baseline_factory, progress, candidates,
+            arm="baseline", judged_as=self.settings.model,
+        )  # fmt: skip
 
     def record_for(self, probe_id: str) -> RunRecord:
         """A record holding this probe: the run's, or, split into groups, its group's."""
@@ -157,28 +182,64 @@ class Run:
         group = shard_of(probe_id, self.groups)
         if group not in self._parts:
             probes = [p for p in self._selected if shard_of(p.id, self.groups) == group]
-            self._parts[group] = execute(
-                self.settings, self.loaded, probes, self.scorers, self.factory, None, self._selected
+            self._parts[group] = (
+                execute(self.settings, self.loaded, probes, self.scorers, self.factory, None, self._selected),
+                self._live_arm(probes, None, self._selected),
             )
-        return self._parts[group]
+        return self._parts[group][0]
 
-    def drift(self, record: RunRecord | None = None) -> Comparison | str | None:
+    def baseline_record(self) -> RunRecord | None:
+        """The baseline arm: the recorded one, or the one generated in this run (after `record`)."""
+        return self.baseline if self.baseline is not None else self._live_record
+
+    def drift(self, record: RunRecord | None = None, base: RunRecord | None = None) -> Comparison | str | None:
         """This run against the baseline (or why they cannot be compared); None without a baseline. Computed once,
-        over `record` (default: this run's)."""
-        if self.baseline is None:
+        over `record` (default: this run's) and `base` (default: the baseline arm)."""
+        if not self.compared:
             return None
         if self._comparison is None:
-            from utg_pytest.baseline import judge
-
-            self._comparison = judge(self.baseline, record or self.record(), self.settings.drift)
+            new = record or self.record()
+            found = base or self.baseline_record() or self._live_arm(self._selected, None)
+            assert found is not None, "a compared run has a recorded or a live baseline arm"
+            self._comparison = judge_drift(found, new, self.settings.drift)
         return self._comparison
 
     def parts(self) -> list[RunRecord]:
         """The records of the groups produced so far."""
-        return [self._parts[group] for group in sorted(self._parts)]
+        return [self._parts[group][0] for group in sorted(self._parts)]
+
+    def baseline_parts(self) -> list[RunRecord]:
+        """The live baseline arm's records of the groups produced so far."""
+        return [part for group in sorted(self._parts) if (part := self._parts[group][1]) is not None]
 
     def plan(self) -> list[tuple[int, int]]:
-        return plan(self.settings, self.loaded, self._selected)
+        requests = plan(self.settings, self.loaded, self._selected)
+        if self.live is not None:
+            requests += plan(self.live, self.loaded, self._selected)
+        return requests
+
+
+def baseline_name(settings: Settings) -> str:
+    """How the summary and the reports name the baseline arm: its file, or the model generating it in this run."""
+    live = settings.baseline_arm()
+    if live is None:
+        return settings.drift.baseline or ""
+    from utg_pytest.generate import factory_for
+
+    generation = live.generation
+    return (
+        f"{factory_for(live.model).describe(live.model)}, generated in this run (prompt {generation.prompt}, "
+        f"temperature {generation.temperature:g})"
+    )
+
+
+def judge_drift(base: RunRecord, new: RunRecord, settings: DriftSettings) -> Comparison | str:
+    """The drift verdicts, or why there are none: a baseline arm that could not run is not a comparison."""
+    from utg_pytest.baseline import judge
+
+    if base.failure is not None and not any(p.result.ok for p in base.probes):
+        return f"the baseline arm produced no prediction: {base.failure}"
+    return judge(base, new, settings)
 
 
 def _shuffled(settings: Settings, loaded: Loaded, probes: Sequence[Probe], candidates: Sequence[Probe]) -> list[Probe]:
@@ -195,11 +256,11 @@ def _shuffled(settings: Settings, loaded: Loaded, probes: Sequence[Probe], candi
 
 
 def _stages(
-    settings: Settings, loaded: Loaded, probes: Sequence[Probe], candidates: Sequence[Probe]
+    settings: Settings, loaded: Loaded, probes: Sequence[Probe], candidates: Sequence[Probe], arm: str = ""
 ) -> list[tuple[str, Sequence[Probe], GenerationConfig]]:
     """(name, probes, how they are generated) of each pass: the run, each extra temperature, the shuffle control."""
     generation = settings.generation
-    stages = [("predictions", probes, generation)]
+    stages = [(f"{arm} predictions".strip(), probes, generation)]
     for temperature in settings.controls.temperatures:
         if temperature != generation.temperature:
             stages.append(
@@ -218,10 +279,13 @@ def execute(
     factory: BackendFactory,
     progress: Progress | None = None,
     candidates: Sequence[Probe] | None = None,
+    arm: str = "",
+    judged_as: BackendConfig | None = None,
 ) -> RunRecord:
     """Generate and score `probes` (and their sweep and control variants), one backend for every stage, made by
     `factory`. A cache, backend or embedding model that cannot start fails every probe with the same message, in the
-    record."""
+    record. `arm` names a baseline arm's stages in the progress lines; `judged_as` is the model configuration an LLM
+    judge derives from (the candidate's, so that both arms of a comparison are labelled by the same judge)."""
     from utg_pytest.cache import EmbeddingCache, GenerationCache, file_digest
     from utg_pytest.generate import factory_for, prompt_fingerprint
     from utg_pytest.guard import guard
@@ -263,15 +327,15 @@ def execute(
     judge = None
     labeller = None
     if judge_settings.llm:
-        judge_config = judge_settings.backend(config)
+        judge_config = judge_settings.backend(judged_as or config)
         judge_factory = factory_for(judge_config)
         judge_identity = judge_factory.identity(judge_config, policy.cache.digest) if policy is not None else ""
         judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config), judge_config.remote), judge_identity)
         labeller = judge_label(judge_config)
         known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
-    stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes)]
-    leaves = config.remote or (judge is not None and judge_settings.backend(config).remote)
+    stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes, arm)]
+    leaves = config.remote or (judge is not None and judge_settings.backend(judged_as or config).remote)
     mode = settings.privacy.pii if leaves or settings.privacy.pii_embedded else "off"
     guarded = [guard(done.probes, mode) for done in stages]
     blocked = {

@@ -30,10 +30,13 @@ if TYPE_CHECKING:
 SETTINGS_KEY: pytest.StashKey[Settings] = pytest.StashKey()
 RUN_KEY: pytest.StashKey[Run] = pytest.StashKey()
 RECORD_KEY: pytest.StashKey[RunRecord] = pytest.StashKey()
+LIVE_KEY: pytest.StashKey[RunRecord] = pytest.StashKey()
+"""On an xdist controller: the merged live baseline arm."""
 DRIFT_KEY: pytest.StashKey[Comparison | str] = pytest.StashKey()
 """On an xdist controller: the merged record against the baseline."""
 """The record the summary and the results file show: the run's, or on an xdist controller the merge of its workers'."""
 WORKER_OUTPUT = "utg_records"
+WORKER_BASELINE_OUTPUT = "utg_baseline_records"
 
 PROGRESS_EVERY_S = 10.0
 LIVE_EVERY_S = 0.2
@@ -271,7 +274,9 @@ def _drift_lines(config: pytest.Config, record: RunRecord, quiet: bool) -> list[
         return [f"ERROR drift: {found}"]
     if quiet:
         return [terminal.drift_line(drift) for drift in found.drifts]
-    return terminal.drift_lines(found, settings.drift.baseline or "")
+    from utg_pytest.pipeline import baseline_name
+
+    return terminal.drift_lines(found, baseline_name(settings))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -281,18 +286,32 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if run is not None:
             from utg_pytest import record as record_module
 
-            config.workeroutput[WORKER_OUTPUT] = [record_module.dumps(part) for part in run.parts()]  # type: ignore[attr-defined]
+            output = config.workeroutput  # type: ignore[attr-defined]
+            output[WORKER_OUTPUT] = [record_module.dumps(part) for part in run.parts()]
+            output[WORKER_BASELINE_OUTPUT] = [record_module.dumps(part) for part in run.baseline_parts()]
         return
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return
     targets = [p for p in (settings.output.results, settings.drift.update_baseline) if p is not None]
     record = _shown_record(config) if targets else None
-    if record is not None:
-        from utg_pytest import record as record_module
+    from utg_pytest import record as record_module
 
+    if record is not None:
         for target in targets:
             record_module.write(Path(target), record)
+    live = _live_baseline(config) if settings.drift.compare_results else None
+    if live is not None and settings.drift.compare_results:
+        record_module.write(Path(settings.drift.compare_results), live)
+
+
+def _live_baseline(config: pytest.Config) -> RunRecord | None:
+    """The baseline arm generated in this run: the run's own, or the one the xdist controller merged."""
+    found = config.stash.get(LIVE_KEY, None)
+    if found is not None:
+        return found
+    run = config.stash.get(RUN_KEY, None)
+    return run.baseline_record() if run is not None and run.live is not None else None
 
 
 class Controller:
@@ -303,6 +322,7 @@ class Controller:
         self.config = config
         self.settings = settings
         self.texts: list[str] = []
+        self.baseline_texts: list[str] = []
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -312,7 +332,9 @@ class Controller:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.texts += getattr(node, "workeroutput", {}).get(WORKER_OUTPUT, [])
+        output = getattr(node, "workeroutput", {})
+        self.texts += output.get(WORKER_OUTPUT, [])
+        self.baseline_texts += output.get(WORKER_BASELINE_OUTPUT, [])
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -322,8 +344,12 @@ class Controller:
             from utg_pytest.distributed import report_gates
 
             try:
-                parts = [record_module.loads(text, f"worker record {i + 1}") for i, text in enumerate(self.texts)]
-                merged = record_module.merge(parts, complete=False)
+                merged = _merge_worker_records(self.texts, "worker record")
+                live = (
+                    _merge_worker_records(self.baseline_texts, "worker baseline record")
+                    if self.baseline_texts
+                    else None
+                )
             except record_module.RecordError as exc:
                 session.testsfailed += 1
                 reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -331,12 +357,21 @@ class Controller:
                     reporter.write_line(f"utg: the workers' records cannot be merged: {exc}", red=True)
                 return outcome
             self.config.stash[RECORD_KEY] = merged
-            baseline, _ = _baseline(self.settings)
+            if live is not None:
+                self.config.stash[LIVE_KEY] = live
+            baseline = live or _baseline(self.settings)[0]
             comparison = None
             if baseline is not None:
-                from utg_pytest.baseline import judge
+                from utg_pytest.pipeline import judge_drift
 
-                comparison = judge(baseline, merged, self.settings.drift)
+                comparison = judge_drift(baseline, merged, self.settings.drift)
                 self.config.stash[DRIFT_KEY] = comparison
             report_gates(self.config, merged, comparison)
         return outcome
+
+
+def _merge_worker_records(texts: list[str], what: str) -> RunRecord:
+    from utg_pytest import record as record_module
+
+    parts = [record_module.loads(text, f"{what} {i + 1}") for i, text in enumerate(texts)]
+    return record_module.merge(parts, complete=False)

@@ -485,6 +485,34 @@ OPTIONS: tuple[Option, ...] = (
             _choice("warn", "fail"),
             "warn",
         ),
+        Option(
+            "compare_base_url",
+            "generate the baseline arm in this run from this OpenAI-compatible endpoint (the model you run today) "
+            "and gate this run's drift against it: candidate against production in one command",
+            metavar="URL",
+        ),
+        Option("compare_model", "model name of the live baseline arm (default: this run's)", metavar="NAME"),
+        Option("compare_gguf", "generate the live baseline arm with this GGUF file, in-process", metavar="PATH"),
+        Option(
+            "compare_api_key_env",
+            "environment variable holding the live baseline endpoint's API key (default: this run's)",
+            metavar="VAR",
+        ),
+        Option(
+            "compare_prompt",
+            "prompt strategy of the live baseline arm (default: this run's)",
+            _choice(*PROMPT_STRATEGIES),
+        ),
+        Option(
+            "compare_temperature",
+            "sampling temperature of the live baseline arm (default: this run's)",
+            _float_in(0.0, 2.0),
+        ),
+        Option(
+            "compare_results",
+            "write the live baseline arm's record to this file (a baseline for later runs, or for utg compare)",
+            metavar="PATH",
+        ),
     ),
 )
 
@@ -633,6 +661,27 @@ class DriftSettings:
     max_drop: tuple[tuple[str, float], ...] = _default("drift", "max_drop")
     alpha: float = _default("drift", "alpha")
     inconclusive: str = _default("drift", "inconclusive")
+    compare_base_url: str | None = _default("drift", "compare_base_url")
+    compare_model: str | None = _default("drift", "compare_model")
+    compare_gguf: str | None = _default("drift", "compare_gguf")
+    compare_api_key_env: str | None = _default("drift", "compare_api_key_env")
+    compare_prompt: PromptStrategy | None = _default("drift", "compare_prompt")
+    compare_temperature: float | None = _default("drift", "compare_temperature")
+    compare_results: str | None = _default("drift", "compare_results")
+
+    @property
+    def live(self) -> bool:
+        """Whether the baseline arm is generated in this run rather than read from a file."""
+        return any(
+            value is not None
+            for value in (
+                self.compare_base_url,
+                self.compare_model,
+                self.compare_gguf,
+                self.compare_prompt,
+                self.compare_temperature,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -659,6 +708,30 @@ class Settings:
     def cache_dir(self) -> Path:
         return Path(self.cache.dir) if self.cache.dir else Path(self.rootdir) / ".utg_cache"
 
+    def baseline_arm(self) -> Settings | None:
+        """The settings the live baseline arm is generated with: this run's, but for the model and the way it is
+        asked that the --utg-compare-* options name. It generates the main predictions only: the temperature sweep
+        and the shuffle control are this run's own checks, not part of the comparison."""
+        drift = self.drift
+        if not drift.live:
+            return None
+        model = self.model
+        if drift.compare_base_url is not None:
+            model = replace(model, base_url=drift.compare_base_url, gguf=None, chat_template=None)
+        elif drift.compare_gguf is not None:
+            model = replace(model, base_url=None, model=None, gguf=drift.compare_gguf, chat_template=None)
+        if drift.compare_model is not None:
+            model = replace(model, model=drift.compare_model)
+        if drift.compare_api_key_env is not None:
+            model = replace(model, api_key_env=drift.compare_api_key_env)
+        generation = self.generation
+        if drift.compare_prompt is not None:
+            generation = replace(generation, prompt=drift.compare_prompt)
+        if drift.compare_temperature is not None:
+            generation = replace(generation, temperature=drift.compare_temperature)
+        controls = replace(self.controls, temperatures=(), control="none")
+        return replace(self, model=model, generation=generation, controls=controls)
+
     def flat(self) -> dict[str, Any]:
         """Option name -> value, the inverse of `build`: the settings as a user would write them."""
         return {o.name: getattr(getattr(self, o.group), o.attribute) for o in OPTIONS}
@@ -680,7 +753,13 @@ def build(values: dict[str, Any], rootdir: str = ".") -> Settings:
             value = tuple(value)
         grouped.setdefault(option.group, {})[option.attribute] = value
     parts = {group: _GROUP_TYPES[group](**found) for group, found in grouped.items()}
-    return Settings(rootdir=rootdir, **parts)
+    settings = Settings(rootdir=rootdir, **parts)
+    drift = settings.drift
+    if drift.live and drift.baseline is not None:
+        raise SettingsError("give either --utg-baseline (a recorded arm) or --utg-compare-* (a live arm), not both")
+    if drift.compare_base_url is not None and drift.compare_gguf is not None:
+        raise SettingsError("--utg-compare-base-url and --utg-compare-gguf name two baseline models: give one")
+    return settings
 
 
 _GROUP_TYPES: dict[str, Callable[..., Any]] = {

@@ -347,4 +347,11 @@ def drift_lines(comparison: Comparison, baseline: str, shown: int = 3) -> list[s
                 f"      baseline:  {textwrap.shorten(found.base_prediction or '(none)', WIDTH - 17)}",
                 f"      this run:  {textwrap.shorten(found.new_prediction or '(none)', WIDTH - 17)}",
             ]
+    skill = comparison.skill
+    if skill is not None and skill.difference is not None:
+        lines.append(
+            f"  {skill.label} (not gated: its change is the semantic change): {_number(skill.base)} -> "
+            f"{_number(skill.new)}, change {_number(skill.difference, True)} (95% CI {_number(skill.ci_low, True)}.."
+            f"{_number(skill.ci_high, True)})"
+        )
     return lines + [drift_line(drift) for drift in comparison.drifts]

@@ -1,8 +1,10 @@
 """`utg`: work with stored runs without calling any model.
 
-    utg report RECORD [--format text|json] [-q]     re-render a run's summary
+    utg report [RECORD] [--baseline B] [--history DIR] [--format text|json|markdown|html] [-o FILE]
+                                                    re-render a run: its summary, its drift, the runs before it
     utg merge RECORD... [-o OUT] [--format ...]     join shard records (--utg-shard K/N) and judge the gates over all
-    utg compare BASE NEW [--max-drop ...]           drift of NEW against BASE, judged as the drift gates judge it
+    utg compare BASE NEW [--max-drop ...] [--format ...]
+                                                    drift of NEW against BASE, judged as the drift gates judge it
 
 Each exits 1 when a gate fails (or the run could not produce predictions), 2 on an unreadable, unmergeable or
 incomparable record, like the pytest run it stands for.
@@ -15,21 +17,92 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from utg_pytest import __version__
 from utg_pytest import record as record_module
 from utg_pytest.record import RecordError, RunRecord
+from utg_pytest.settings import DriftSettings
+
+if TYPE_CHECKING:
+    from utg_pytest.baseline import Comparison
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
 
-def _render(record: RunRecord, fmt: str, quiet: bool) -> str:
+def _render(
+    record: RunRecord,
+    fmt: str,
+    quiet: bool,
+    comparison: Comparison | None = None,
+    history: Sequence[RunRecord] = (),
+    baseline: str = "",
+) -> str:
+    """A run (with its drift against a baseline, and the runs before it) in one of the output formats."""
     if fmt == "json":
-        return json.dumps(summary_document(record), indent=2, ensure_ascii=False) + "\n"
+        document = summary_document(record)
+        if comparison is not None:
+            document["drift"] = record_module.encode(comparison)
+        if history:
+            from utg_pytest import history as history_module
+
+            document["history"] = record_module.encode(history_module.rows([*history, record]))
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        from utg_pytest.report import markdown
+
+        return markdown.render(record, comparison, history)
+    if fmt == "html":
+        from utg_pytest.report import html
+
+        return html.render(record, comparison, history)
     from utg_pytest.report import terminal
 
-    return "".join(line + "\n" for line in terminal.summary(record, quiet=quiet))
+    lines = terminal.summary(record, quiet=quiet)
+    if comparison is not None:
+        lines += (
+            [terminal.drift_line(d) for d in comparison.drifts] if quiet else terminal.drift_lines(comparison, baseline)
+        )
+    if history and not quiet:
+        from utg_pytest import history as history_module
+
+        runs = [*history, record]
+        lines += terminal.history_lines(runs, history_module.steps(runs, DriftSettings()))
+    return "".join(line + "\n" for line in lines)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _drift_settings(args: argparse.Namespace) -> DriftSettings:
+    from utg_pytest.baseline import margin_problem
+    from utg_pytest.settings import BY_NAME
+
+    margins = tuple(BY_NAME["max_drop"].convert(args.max_drop)) if args.max_drop else ()
+    problem = margin_problem([name for name, _ in margins])
+    if problem:
+        raise RecordError(f"--max-drop: {problem}")
+    return DriftSettings(max_drop=margins, alpha=args.alpha, inconclusive=args.inconclusive)
+
+
+def _judged(base: RunRecord, new: RunRecord, settings: DriftSettings) -> Comparison:
+    from utg_pytest.baseline import judge
+
+    found = judge(base, new, settings)
+    if isinstance(found, str):
+        raise RecordError(found)
+    return found
+
+
+def _drift_failed(comparison: Comparison | None, settings: DriftSettings) -> bool:
+    if comparison is None:
+        return False
+    inconclusive = settings.inconclusive == "fail" and any(d.verdict == "inconclusive" for d in comparison.drifts)
+    return comparison.failed or inconclusive
 
 
 def summary_document(record: RunRecord) -> dict[str, Any]:
@@ -47,9 +120,22 @@ def _status(record: RunRecord) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    found = record_module.read(Path(args.record))
-    sys.stdout.write(_render(found, args.format, args.quiet))
-    return _status(found)
+    history: list[RunRecord] = []
+    if args.history:
+        from utg_pytest import history as history_module
+
+        history = history_module.load(Path(args.history))
+    if args.record:
+        found = record_module.read(Path(args.record))
+        history = [run for run in history if run != found]
+    elif history:
+        found = history.pop()
+    else:
+        raise RecordError("give a RECORD, or a run store with --history DIR")
+    settings = _drift_settings(args)
+    comparison = _judged(record_module.read(Path(args.baseline)), found, settings) if args.baseline else None
+    _emit(_render(found, args.format, args.quiet, comparison, history, args.baseline or ""), args.output)
+    return EXIT_FAILED if not found.passed or _drift_failed(comparison, settings) else EXIT_OK
 
 
 def merge(args: argparse.Namespace) -> int:
@@ -63,59 +149,71 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from utg_pytest.baseline import IncomparableError, margin_problem
-    from utg_pytest.baseline import compare as compare_runs
-    from utg_pytest.report import terminal
-    from utg_pytest.settings import BY_NAME
-
-    margins = dict(BY_NAME["max_drop"].convert(args.max_drop)) if args.max_drop else {}
-    problem = margin_problem(list(margins))
-    if problem:
-        raise RecordError(f"--max-drop: {problem}")
+    settings = _drift_settings(args)
     base, new = record_module.read(Path(args.base)), record_module.read(Path(args.new))
-    try:
-        comparison = compare_runs(base, new, margins, args.alpha)
-    except IncomparableError as exc:
-        raise RecordError(str(exc)) from None
-    if args.format == "json":
-        sys.stdout.write(json.dumps(record_module.encode(comparison), indent=2, ensure_ascii=False) + "\n")
+    comparison = _judged(base, new, settings)
+    if args.format in ("markdown", "html"):
+        _emit(_render(new, args.format, args.quiet, comparison), args.output)
+    elif args.format == "json":
+        _emit(json.dumps(record_module.encode(comparison), indent=2, ensure_ascii=False) + "\n", args.output)
     else:
+        from utg_pytest.report import terminal
+
         lines = (
             [terminal.drift_line(d) for d in comparison.drifts]
             if args.quiet
             else terminal.drift_lines(comparison, args.base)
         )
-        sys.stdout.write("".join(line + "\n" for line in lines))
-    failed = comparison.failed or (
-        args.inconclusive == "fail" and any(d.verdict == "inconclusive" for d in comparison.drifts)
-    )
-    return EXIT_FAILED if failed else EXIT_OK
+        _emit("".join(line + "\n" for line in lines), args.output)
+    return EXIT_FAILED if _drift_failed(comparison, settings) else EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="utg",
         description="Work with utg-pytest run records (the --utg-results files) without calling any model.",
+        epilog="Exit status: 0 when every gate passed, 1 when a gate failed, 2 when a record cannot be read, merged or "
+        "compared.",
     )
     top.add_argument("--version", action="version", version=f"utg-pytest {__version__}")
     verbs = top.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     shown = argparse.ArgumentParser(add_help=False)
-    shown.add_argument("--format", choices=("text", "json"), default="text", help="text: the pytest summary; json")
     shown.add_argument("-q", "--quiet", action="store_true", help="text format: only the gate verdicts")
+    rendered = argparse.ArgumentParser(add_help=False, parents=[shown])
+    rendered.add_argument(
+        "--format",
+        choices=("text", "json", "markdown", "html"),
+        default="text",
+        help="text: the pytest summary (default); json: figures and verdicts; markdown: a pull-request comment; "
+        "html: one self-contained page with plots",
+    )
+    rendered.add_argument("-o", "--output", metavar="FILE", help="write the report here instead of to stdout")
+    drifting = argparse.ArgumentParser(add_help=False)
+    drifting.add_argument("--max-drop", metavar="METRIC=X,...", help="drift margins, as --utg-max-drop")
+    drifting.add_argument("--alpha", type=float, default=0.05, help="significance level, family-wise (default 0.05)")
+    drifting.add_argument(
+        "--inconclusive", choices=("warn", "fail"), default="warn", help="whether an inconclusive drift verdict fails"
+    )
 
     found = verbs.add_parser(
         "report",
-        parents=[shown],
-        help="print the summary of a stored run, as the pytest run printed it",
-        description="Print the summary of a stored run (a --utg-results file), exactly as the live run printed it.",
+        parents=[rendered, drifting],
+        help="render a stored run: its summary, a Markdown comment or an HTML page",
+        description="Render a stored run (a --utg-results file): the summary exactly as the live run printed it, or a "
+        "Markdown or HTML report. With --baseline, its drift against that run, judged as --utg-baseline judges it; "
+        "with --history, the gated figures of every run in a --utg-save-run store, oldest first.",
     )
-    found.add_argument("record", metavar="RECORD", help="a --utg-results file")
+    found.add_argument("record", metavar="RECORD", nargs="?", help="a run record (default: the latest in --history)")
+    found.add_argument("--baseline", metavar="BASE", help="a run record to judge the drift against")
+    found.add_argument("--history", metavar="DIR", help="a run store (--utg-save-run DIR)")
     found.set_defaults(action=report)
 
+    stored = argparse.ArgumentParser(add_help=False, parents=[shown])
+    stored.add_argument("--format", choices=("text", "json"), default="text", help="text: the pytest summary; json")
     joined = verbs.add_parser(
         "merge",
-        parents=[shown],
+        parents=[stored],
         help="join the records of shards (--utg-shard K/N) and judge the gates over all probes",
         description="Join the records of the shards of one run (--utg-shard 1/N ... N/N), after checking that they "
         "come from the same logs, model and settings and that no shard is missing, then judge the gates over every "
@@ -127,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
 
     drifted = verbs.add_parser(
         "compare",
-        parents=[shown],
+        parents=[rendered, drifting],
         help="is NEW significantly worse than BASE on the same probes? (the drift gates, from two stored runs)",
         description="Pair the probes of two stored runs (by id, else by content), and judge each drift metric as "
         "pytest --utg-baseline does: the change with a bootstrap interval over conversations, a p-value (Holm across "
@@ -135,11 +233,6 @@ def parser() -> argparse.ArgumentParser:
     )
     drifted.add_argument("base", metavar="BASE", help="the baseline run record")
     drifted.add_argument("new", metavar="NEW", help="the candidate run record")
-    drifted.add_argument("--max-drop", metavar="METRIC=X,...", help="margins, as --utg-max-drop")
-    drifted.add_argument("--alpha", type=float, default=0.05, help="significance level, family-wise (default 0.05)")
-    drifted.add_argument(
-        "--inconclusive", choices=("warn", "fail"), default="warn", help="whether an inconclusive verdict fails"
-    )
     drifted.set_defaults(action=compare)
     return top
 

@@ -7,6 +7,7 @@ records to the controller, which merges them, judges the gates over all probes a
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Generator
@@ -263,10 +264,7 @@ def _drift_lines(config: pytest.Config, record: RunRecord, quiet: bool) -> list[
     from utg_pytest.report import terminal
 
     settings = config.stash[SETTINGS_KEY]
-    run = config.stash.get(RUN_KEY, None)
-    found = config.stash.get(DRIFT_KEY, None)
-    if found is None and run is not None and record.probes:
-        found = run.drift(record)
+    found = _comparison(config, record)
     if found is None:
         missing = _missing_baseline(settings)
         return [] if quiet or missing is None else [missing]
@@ -277,6 +275,15 @@ def _drift_lines(config: pytest.Config, record: RunRecord, quiet: bool) -> list[
     from utg_pytest.pipeline import baseline_name
 
     return terminal.drift_lines(found, baseline_name(settings))
+
+
+def _comparison(config: pytest.Config, record: RunRecord) -> Comparison | str | None:
+    """This run's drift against its baseline arm: judged by the xdist controller, or by the run itself."""
+    found = config.stash.get(DRIFT_KEY, None)
+    run = config.stash.get(RUN_KEY, None)
+    if found is None and run is not None and record.probes:
+        found = run.drift(record)
+    return found
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -293,16 +300,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return
-    targets = [p for p in (settings.output.results, settings.drift.update_baseline) if p is not None]
-    record = _shown_record(config) if targets else None
-    from utg_pytest import record as record_module
+    record = _shown_record(config)
+    if record is None:
+        return
+    from utg_pytest.report import outputs
 
-    if record is not None:
-        for target in targets:
-            record_module.write(Path(target), record)
-    live = _live_baseline(config) if settings.drift.compare_results else None
-    if live is not None and settings.drift.compare_results:
-        record_module.write(Path(settings.drift.compare_results), live)
+    live = _live_baseline(config)
+    comparison = _comparison(config, record)
+    try:
+        outputs.write(settings, record, comparison, live, os.environ.get("GITHUB_STEP_SUMMARY"))
+    except (OSError, ValueError) as exc:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"utg: could not write the run's outputs: {exc}", red=True)
 
 
 def _live_baseline(config: pytest.Config) -> RunRecord | None:

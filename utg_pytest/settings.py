@@ -431,6 +431,26 @@ OPTIONS: tuple[Option, ...] = (
             "`utg report`)",
             metavar="PATH",
         ),
+        Option(
+            "html",
+            "write the report as one self-contained HTML page (plots inline, works offline) to this file",
+            metavar="PATH",
+        ),
+        Option(
+            "markdown", "write the report as Markdown, fit for a pull-request comment, to this file", metavar="PATH"
+        ),
+        Option(
+            "step_summary",
+            "append the Markdown report to $GITHUB_STEP_SUMMARY when it is set (GitHub Actions' job summary)",
+            _choice("auto", "off"),
+            "auto",
+        ),
+        Option(
+            "save_run",
+            "keep this run's record in this run store (one file per run), so `utg report --history DIR` and the "
+            "reports show the figures across releases",
+            metavar="PATH",
+        ),
     ),
     *_section(
         "privacy",
@@ -641,6 +661,10 @@ class CacheSettings:
 class OutputSettings:
     embedding_model: str | None = _default("output", "embedding_model")
     results: str | None = _default("output", "results")
+    html: str | None = _default("output", "html")
+    markdown: str | None = _default("output", "markdown")
+    step_summary: str = _default("output", "step_summary")
+    save_run: str | None = _default("output", "save_run")
 
 
 @dataclass(frozen=True)

@@ -355,3 +355,21 @@ def drift_lines(comparison: Comparison, baseline: str, shown: int = 3) -> list[s
             f"{_number(skill.ci_high, True)})"
         )
     return lines + [drift_line(drift) for drift in comparison.drifts]
+
+
+def history_lines(records: Sequence[RunRecord], steps: Sequence[Comparison | str]) -> list[str]:
+    """The gated figures of each saved run, oldest first, with the drift verdict against the run before it."""
+    from utg_pytest.history import METRICS, row, step_verdict
+
+    lines = [f"{len(records)} saved runs, oldest first; 'against previous' is the worst drift verdict of each run "
+             "against the one before it"]  # fmt: skip
+    headings = ["created", *(heading for _, heading in METRICS), "gates", "against previous"]
+    table = [headings]
+    for i, found in enumerate(records):
+        figures = row(found)
+        cells = [figures.created, *(_number(getattr(figures, name)) for name, _ in METRICS)]
+        table.append([*cells, "passed" if figures.passed else "FAILED", step_verdict(steps[i - 1]) if i else "-"])
+    widths = [max(len(cells[c]) for cells in table) for c in range(len(headings))]
+    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
+              for cells in table]  # fmt: skip
+    return lines

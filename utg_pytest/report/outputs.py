@@ -1,0 +1,59 @@
+"""The files a run leaves behind when it ends: its record (results, baseline, run store, the live baseline arm) and
+its reports (HTML, Markdown, GitHub's job summary), all rendered from the same record and comparison."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from utg_pytest import record as record_module
+from utg_pytest.record import RunRecord
+
+if TYPE_CHECKING:
+    from utg_pytest.baseline import Comparison
+    from utg_pytest.settings import Settings
+
+
+def write(
+    settings: Settings,
+    record: RunRecord,
+    comparison: Comparison | str | None,
+    live_baseline: RunRecord | None = None,
+    step_summary: str | None = None,
+) -> list[Path]:
+    """Write every output the settings ask for; returns the files written. `step_summary` is the path GitHub Actions
+    gives in $GITHUB_STEP_SUMMARY, when it is set."""
+    written: list[Path] = []
+    for target in (settings.output.results, settings.drift.update_baseline):
+        if target is not None:
+            record_module.write(Path(target), record)
+            written.append(Path(target))
+    if settings.drift.compare_results is not None and live_baseline is not None:
+        record_module.write(Path(settings.drift.compare_results), live_baseline)
+        written.append(Path(settings.drift.compare_results))
+    history: list[RunRecord] = []
+    if settings.output.save_run is not None:
+        from utg_pytest import history as history_module
+
+        store = Path(settings.output.save_run)
+        if store.is_dir():
+            history = history_module.load(store)
+        written.append(history_module.save(store, record))
+    output = settings.output
+    summary = step_summary if output.step_summary == "auto" and step_summary else None
+    if output.markdown is not None or summary is not None:
+        from utg_pytest.report import markdown
+
+        text = markdown.render(record, comparison, history)
+        if output.markdown is not None:
+            Path(output.markdown).write_text(text, encoding="utf-8")
+            written.append(Path(output.markdown))
+        if summary is not None:
+            with open(summary, "a", encoding="utf-8") as found:
+                found.write(text + "\n")
+    if output.html is not None:
+        from utg_pytest.report import html
+
+        Path(output.html).write_text(html.render(record, comparison, history), encoding="utf-8")
+        written.append(Path(output.html))
+    return written

@@ -116,6 +116,23 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return [{**line["result"], **{k: v for k, v in line.items() if k != "result"}} for line in lines[1:]]
 
 
+def validate_baseline(path: Path) -> int:
+    """Check every line of a baseline file against schemas/baseline.schema.json (which refers to the record schema);
+    returns the number of probe lines."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    from utg_pytest.ingest.schema import load_schema
+
+    record = load_schema("record")
+    registry = Registry().with_resource(record["$id"], Resource.from_contents(record))
+    validator = Draft202012Validator(load_schema("baseline"), registry=registry)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        validator.validate(line)
+    return len(lines) - 1
+
+
 def read_header(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8").splitlines()[0]))
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import LOW_GATES
+from conftest import LOW_GATES, validate_baseline
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest, wilcoxon
@@ -168,6 +168,7 @@ def test_update_then_compare_passes_the_same_model_and_fails_a_parrot(
         saved = pytester.runpytest(*common, "--utg-base-url", url, "--utg-update-baseline", "base.jsonl")
         probes = saved.parseoutcomes()["passed"] - 5
         assert probes > 50
+        assert validate_baseline(pytester.path / "base.jsonl") == probes
         again = pytester.runpytest(*common, "--utg-base-url", url, "--utg-baseline", "base.jsonl", *drift,
                                    "--utg-results", "same.jsonl")  # fmt: skip
     again.assert_outcomes(passed=probes + 5 + 5, warnings=again.parseoutcomes().get("warnings", 0))
@@ -237,6 +238,7 @@ def test_a_live_baseline_arm_is_judged_as_a_recorded_one_would_be(
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
     capsys.readouterr()
     root = pytester.path
+    validate_baseline(root / "production.jsonl")
     assert cli.main(["compare", str(root / "production.jsonl"), str(root / "candidate.jsonl")]) == 1
     assert "FAIL drift::echo_rate" in capsys.readouterr().out
 
@@ -251,7 +253,8 @@ def test_a_live_arm_takes_the_runs_settings_but_for_what_the_compare_options_nam
     assert (live.model.base_url, live.model.model, live.generation.temperature) == ("http://new/v1", "v7", 0.7)
     assert (live.controls.temperatures, live.controls.control) == ((), "none")
     local = build({"logs": ["l.jsonl"], "base_url": "http://new/v1", "compare_gguf": "/m/old.gguf"}).baseline_arm()
-    assert local is not None and (local.model.base_url, local.model.gguf) == (None, "/m/old.gguf")
+    assert local is not None
+    assert (local.model.base_url, local.model.gguf) == (None, "/m/old.gguf")
     assert build({"logs": ["l.jsonl"]}).baseline_arm() is None
     with pytest.raises(SettingsError, match="either --utg-baseline"):
         build({"logs": ["l.jsonl"], "baseline": "b.jsonl", "compare_model": "v7"})
@@ -267,8 +270,23 @@ def test_skill_is_reported_against_the_best_reference_and_moves_with_semantic_si
     new = with_references(arm([0.30] * 60), echo=0.25)
     comparison = baseline.compare(base, new)
     skill = comparison.skill
-    assert skill is not None and skill.label == "semantic skill over the echo reference"
+    assert skill is not None
+    assert skill.label == "semantic skill over the echo reference"
     assert (skill.base, skill.new, skill.verdict) == (pytest.approx(0.15), pytest.approx(0.05), "reported")
     assert skill.difference == pytest.approx(comparison.drift("semantic").difference)
     assert "skill" not in {d.metric for d in comparison.drifts}
     assert baseline.compare(arm([0.4] * 5), arm([0.4] * 5)).skill is None
+
+
+def test_the_baseline_schema_refuses_a_record_that_cannot_be_compared(tmp_path: Path) -> None:
+    from jsonschema import ValidationError
+
+    from utg_pytest import record as record_module
+
+    good = tmp_path / "good.jsonl"
+    record_module.write(good, arm([0.3, 0.4]))
+    assert validate_baseline(good) == 2
+    bad = tmp_path / "bad.jsonl"
+    record_module.write(bad, arm([0.3], embedding_model=""))
+    with pytest.raises(ValidationError):
+        validate_baseline(bad)

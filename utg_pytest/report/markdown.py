@@ -1,0 +1,317 @@
+"""A run, and its drift against a baseline, as Markdown for a pull-request comment or GITHUB_STEP_SUMMARY.
+
+Rendered from the values given, deterministically, so a re-run posts the same comment. Log text is untrusted: every
+piece of it is flattened to one line, capped, and escaped so it cannot break a table, open a code span, inject HTML or
+ping a GitHub user. The helpers that decide what failed are shared with the HTML report, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from utg_pytest.baseline import Comparison, Drift, Regression
+from utg_pytest.model import GateVerdict
+from utg_pytest.record import RunRecord
+from utg_pytest.scoring.labels import LABELS
+
+CAP = 200
+"""Characters of one log text shown in a table cell."""
+MARK = {"pass": "✅ pass", "inconclusive": "⚠️ inconclusive", "fail": "❌ fail", "reported": "not gated"}
+_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+_MENTION = re.compile(r"@(?=\w)")
+
+
+# --- what failed: shared with the HTML report ------------------------------------------------------------------------
+
+
+def drift_verdict(drift: Drift, inconclusive: str) -> str:
+    """pass, inconclusive or fail, as the drift gate item reports it: an inconclusive verdict fails only when
+    --utg-inconclusive says so."""
+    return "fail" if drift.verdict == "inconclusive" and inconclusive == "fail" else drift.verdict
+
+
+def shown_drifts(comparison: Comparison) -> tuple[Drift, ...]:
+    """The drift table's rows: each gated metric, then skill, which is reported beside them but not gated."""
+    return (*comparison.drifts, *((comparison.skill,) if comparison.skill is not None else ()))
+
+
+def outcome(record: RunRecord, comparison: Comparison | str | None) -> tuple[list[str], list[str]]:
+    """The gates that failed and the drift gates that passed only with a warning, by item name."""
+    inconclusive = record.header.settings.drift.inconclusive
+    failed = ["run"] if record.failure else []
+    failed += [v.name for v in record.verdicts if not v.passed]
+    warned: list[str] = []
+    if isinstance(comparison, str):
+        failed.append("drift")
+    elif comparison is not None:
+        for drift in comparison.drifts:
+            verdict = drift_verdict(drift, inconclusive)
+            if verdict != "pass":
+                (failed if verdict == "fail" else warned).append(f"drift::{drift.metric}")
+    return failed, warned
+
+
+def gate_names(runs: Sequence[RunRecord]) -> list[str]:
+    """The run gates judged in any of the runs, in the order they first appear."""
+    return list(dict.fromkeys(v.name for run in runs for v in run.verdicts))
+
+
+def facts(record: RunRecord) -> list[tuple[str, str]]:
+    """What produced the run, as plain text (each report escapes it its own way)."""
+    header = record.header
+    generation = header.settings.generation
+    figures = record.figures
+    shard = header.settings.logs.shard
+    errors = sum(1 for e in header.log_errors if not e.skipped)
+    skipped = sum(e.count for e in header.log_errors if e.skipped)
+    probes = f"{header.probes_in_logs} in the logs"
+    if shard:
+        probes += f", {header.probes_in_shard} in shard {shard[0]}/{shard[1]}"
+    found = [
+        ("model", header.served_by or header.backend),
+        ("backend", f"{header.backend} (key {header.backend_key})"),
+        (
+            "generation",
+            f"prompt {generation.prompt}, temperature {generation.temperature:g}, max tokens "
+            f"{generation.max_tokens}, samples {generation.samples}",
+        ),
+        ("embedding model", header.embedding_model),
+        ("labeller", header.labeller),
+        ("scorers", ", ".join(f"{m} {v}" for m, v in header.scorers.items())),
+        ("log files", "; ".join(f"{log.name} ({log.size} bytes, sha256 {log.sha256[:12]})" for log in header.logs)),
+        (
+            "probes",
+            f"{probes}, {len(record.probes)} run, {figures.scored} scored, {figures.failed} without a prediction",
+        ),
+        ("invalid log lines", f"{errors}" + (f" ({skipped} records skipped on purpose)" if skipped else "")),
+        ("utg version", header.utg_version),
+        ("created", header.created),
+    ]
+    if header.pii:
+        found.append(("personal data found", ", ".join(f"{kind} {n}" for kind, n in header.pii.items())))
+    return found
+
+
+def pairing(record: RunRecord, comparison: Comparison) -> str:
+    """How the two arms paired and how they were compared."""
+    pairs = comparison.alignment
+    baseline = record.header.settings.drift.baseline
+    return (
+        f"Against the baseline{f' {baseline}' if baseline else ''}: {len(pairs.pairs)} probes paired"
+        + (f" ({pairs.by_fingerprint} by content)" if pairs.by_fingerprint else "")
+        + f", {pairs.only_base} only in the baseline, {pairs.only_new} only in this run; paired bootstrap over "
+        f"conversations, seed {comparison.seed}, alpha {comparison.alpha:g} (Holm)."
+    )
+
+
+def worst(comparison: Comparison, top: int) -> list[Regression]:
+    """The probes whose semantic similarity fell most, those that fell at all."""
+    return [r for r in comparison.regressions if r.change < 0][:top]
+
+
+def number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def interval(low: float | None, high: float | None, signed: bool = False) -> str:
+    return "-" if low is None or high is None else f"{number(low, signed)}..{number(high, signed)}"
+
+
+def measured(verdict: GateVerdict) -> str:
+    """The value a gate judged, with the conservative bound when that is what was compared."""
+    if verdict.basis != "point" and verdict.compared is not None:
+        return f"{number(verdict.value)} ({verdict.basis} {verdict.compared:.3f})"
+    return number(verdict.value)
+
+
+def p_value(drift: Drift) -> str:
+    return "-" if drift.p_adjusted is None else f"{drift.p_adjusted:.3g}"
+
+
+def needed(drift: Drift) -> str:
+    """The probes that would detect the margin, where too few were the reason for an inconclusive verdict."""
+    return str(drift.needed) if drift.verdict == "inconclusive" and drift.needed else "-"
+
+
+def allowed(drift: Drift) -> str:
+    if drift.verdict == "reported":
+        return "-"
+    return f"{'fall' if drift.higher_is_better else 'rise'} {drift.margin:g}"
+
+
+def shorten(text: str, cap: int) -> str:
+    if len(text) <= cap:
+        return text
+    return text[: cap - 1].rstrip() + "…"
+
+
+# --- Markdown --------------------------------------------------------------------------------------------------------
+
+
+def escape(text: str | None, cap: int = CAP) -> str:
+    """One line of inert Markdown: whitespace (newlines too) collapsed, capped, HTML and Markdown syntax escaped, and
+    `@name` broken by a zero-width space so that log text never mentions a GitHub user."""
+    if text is None:
+        return "(none)"
+    flat = shorten(" ".join(text.split()), cap)
+    if not flat:
+        return "(empty)"
+    flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    flat = _SPECIAL.sub(r"\\\1", flat)
+    flat = "\\" + flat if flat[0] in "#+-=" else flat
+    return _MENTION.sub("@\u200b", flat)
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _headline(record: RunRecord, comparison: Comparison | str | None) -> str:
+    failed, warned = outcome(record, comparison)
+    total = len(record.verdicts) + (len(comparison.drifts) if isinstance(comparison, Comparison) else 0)
+    if failed:
+        line = f"**utg: ❌ failed**: {', '.join(f'`{name}`' for name in failed)}"
+    else:
+        line = f"**utg: ✅ passed** (all {total} gates)"
+    if warned:
+        line += f"; inconclusive: {', '.join(f'`{name}`' for name in warned)}"
+    header = record.header
+    model = escape(header.served_by or header.backend, 80)
+    return f"{line} · {len(record.probes)} probes, {record.figures.scored} scored · model {model}"
+
+
+def _errors(record: RunRecord, comparison: Comparison | str | None) -> list[str]:
+    found = [f"> **Error:** the run failed: {escape(record.failure, 1000)}"] if record.failure else []
+    if isinstance(comparison, str):
+        found.append(f"> **Error:** drift not judged: {escape(comparison, 1000)}")
+    if not record.probes:
+        found.append("> No probes in this run: every gate fails, as no evidence is not a pass.")
+    return found
+
+
+def _run_gates(record: RunRecord) -> str:
+    rows = [
+        [
+            f"`{v.name}`",
+            MARK["pass" if v.passed else "fail"],
+            escape(v.label),
+            measured(v),
+            interval(v.ci_low, v.ci_high),
+            f"{v.comparison} {v.threshold:.3f}",
+            str(v.n),
+            escape(v.detail) if v.detail else "",
+        ]
+        for v in record.verdicts
+    ]
+    return "### Gates\n\n" + _table(["gate", "verdict", "measured", "value", "95% CI", "threshold", "n", "note"], rows)
+
+
+def _drift_gates(record: RunRecord, comparison: Comparison) -> str:
+    inconclusive = record.header.settings.drift.inconclusive
+    intro = escape(pairing(record, comparison), 1000)
+    rows = [
+        [
+            f"`drift::{d.metric}`",
+            MARK[drift_verdict(d, inconclusive)],
+            number(d.base),
+            number(d.new),
+            number(d.difference, True),
+            interval(d.ci_low, d.ci_high, True),
+            p_value(d),
+            number(d.mde),
+            allowed(d),
+            str(d.n),
+            needed(d),
+            escape(d.detail) if d.detail else "",
+        ]
+        for d in shown_drifts(comparison)
+    ]
+    head = ["gate", "verdict", "baseline", "candidate", "change", "95% CI", "p (Holm)", "MDE", "allowed", "n"]
+    return "### Drift gates\n\n" + intro + "\n\n" + _table([*head, "probes needed", "note"], rows)
+
+
+def _labels(record: RunRecord, comparison: Comparison | None) -> list[str]:
+    if comparison is None:
+        counts = record.figures.plausibility.labels
+        total = sum(counts.values())
+        if not total:
+            return []
+        rows = [[label, str(count), f"{count / total:.1%}"] for label, count in counts.items()]
+        return ["### Labels\n\n" + _table(["label", "predictions", "share"], rows)]
+    found = []
+    rates = [
+        [label, f"{b:.1%}", f"{n:.1%}", f"{n - b:+.1%}"] for label, (b, n) in comparison.label_rates.items() if b or n
+    ]
+    if rates:
+        found.append("### Label rates\n\n" + _table(["label", "baseline", "candidate", "change"], rates))
+    if comparison.transitions:
+        used = [
+            label
+            for label in LABELS
+            if label in comparison.transitions or any(label in row for row in comparison.transitions.values())
+        ]
+        rows = [[f"**{a}**", *(str(comparison.transitions.get(a, {}).get(b, 0) or "·") for b in used)] for a in used]
+        found.append(
+            "### Label transitions (probes; rows: baseline, columns: candidate)\n\n"
+            + _table(["baseline \\ candidate", *used], rows)
+        )
+    return found
+
+
+def _regressions(comparison: Comparison, top: int) -> str:
+    fell = worst(comparison, top)
+    if not fell:
+        return "### Regressions\n\nNo paired probe lost semantic similarity to the real turn."
+    rows = [
+        [escape(r.probe_id), escape(r.target), escape(r.base_prediction), escape(r.new_prediction), f"{r.change:+.3f}"]
+        for r in fell
+    ]
+    head = ["probe", "real user turn", "baseline prediction", "candidate prediction", "semantic change"]
+    return f"### Regressions: the {len(fell)} probes whose semantic similarity fell most\n\n" + _table(head, rows)
+
+
+def _history(record: RunRecord, history: Sequence[RunRecord]) -> str:
+    runs = [*history, record]
+    names = gate_names(runs)
+    rows = []
+    for index, run in enumerate(runs, start=1):
+        verdicts = {v.name: v for v in run.verdicts}
+        name = "this run" if index == len(runs) else str(index)
+        cells = [
+            f"{number(verdicts[n].value)} {'✅' if verdicts[n].passed else '❌'}" if n in verdicts else "-"
+            for n in names
+        ]
+        rows.append([name, escape(run.header.created), str(len(run.probes)), *cells, "✅" if run.passed else "❌"])
+    head = ["run", "created", "probes", *(f"`{n}`" for n in names), "passed"]
+    return "### History (oldest first)\n\n" + _table(head, rows)
+
+
+def _metadata(record: RunRecord) -> str:
+    rows = [[name, escape(value, 1000)] for name, value in facts(record)]
+    return "<details><summary>Run metadata</summary>\n\n" + _table(["", "value"], rows) + "\n\n</details>"
+
+
+def render(
+    record: RunRecord,
+    comparison: Comparison | str | None = None,
+    history: Sequence[RunRecord] = (),
+    top: int = 5,
+) -> str:
+    """`comparison` is the drift of `record` against a baseline, or why the two could not be compared; `history`
+    holds earlier runs, oldest first, without `record`; `top` is how many regressions are listed."""
+    compared = comparison if isinstance(comparison, Comparison) else None
+    parts = [_headline(record, comparison), *_errors(record, comparison), _run_gates(record)]
+    if compared is not None:
+        parts.append(_drift_gates(record, compared))
+    parts += _labels(record, compared)
+    if compared is not None:
+        parts.append(_regressions(compared, top))
+    if history:
+        parts.append(_history(record, history))
+    parts.append(_metadata(record))
+    return "\n\n".join(part for part in parts if part) + "\n"

@@ -290,3 +290,23 @@ def test_the_baseline_schema_refuses_a_record_that_cannot_be_compared(tmp_path: 
     record_module.write(bad, arm([0.3], embedding_model=""))
     with pytest.raises(ValidationError):
         validate_baseline(bad)
+
+
+@pytest.mark.slow
+def test_the_embedded_model_against_itself_served_by_llama_cpp_server_shows_no_drift(
+    pytester: pytest.Pytester, logs: Path, llama_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = pytester.runpytest("--utg-logs", "logs", "--utg-max-probes", "16", *LOW_GATES,
+                                "--utg-compare-base-url", llama_server, "--utg-compare-model", "smollm2",
+                                "--utg-results", "embedded.jsonl", "--utg-compare-results", "served.jsonl")  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["drift against the baseline *#smollm2, generated in this run (prompt template, temperature 0): 16 probes*"]
+    )
+    gate_lines = [line for line in result.outlines if line.split(" drift::")[0] in ("PASS", "INCONCLUSIVE", "FAIL")]
+    assert len(gate_lines) == 5
+    assert not [line for line in gate_lines if line.startswith("FAIL")]
+    assert result.ret == pytest.ExitCode.OK
+    capsys.readouterr()
+    root = pytester.path
+    assert cli.main(["compare", str(root / "served.jsonl"), str(root / "embedded.jsonl"), "-q"]) == 0
+    assert capsys.readouterr().out.splitlines() == gate_lines

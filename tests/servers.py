@@ -199,3 +199,13 @@ class RecordingModel(ParrotModel):
     def generate(self, body: dict[str, Any]) -> None:
         self.bodies.append(json.dumps(body, ensure_ascii=False))
         super().generate(body)
+
+
+class ContentModel(ScriptedModel):
+    """A user who always answers the same: it predicts some conversations' real turns well and others badly, so a
+    run's slices differ."""
+
+    REPLY = "thanks, that fixed it"
+
+    def generate(self, body: dict[str, Any]) -> None:
+        self._send(200, chat_reply(self.REPLY))

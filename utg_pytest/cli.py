@@ -116,7 +116,9 @@ def summary_document(record: RunRecord) -> dict[str, Any]:
 
 
 def _status(record: RunRecord) -> int:
-    return EXIT_OK if record.passed else EXIT_FAILED
+    from utg_pytest.slicing import passed
+
+    return EXIT_OK if passed(record) else EXIT_FAILED
 
 
 def report(args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ def report(args: argparse.Namespace) -> int:
     settings = _drift_settings(args)
     comparison = _judged(record_module.read(Path(args.baseline)), found, settings) if args.baseline else None
     _emit(_render(found, args.format, args.quiet, comparison, history, args.baseline or ""), args.output)
-    return EXIT_FAILED if not found.passed or _drift_failed(comparison, settings) else EXIT_OK
+    return EXIT_FAILED if _status(found) == EXIT_FAILED or _drift_failed(comparison, settings) else EXIT_OK
 
 
 def merge(args: argparse.Namespace) -> int:

@@ -17,7 +17,15 @@ import pytest
 
 from utg_pytest import gates
 from utg_pytest.baseline import DRIFT_METRICS, Comparison
-from utg_pytest.items import GATE_GROUP, MARKER, drift_outcome, drift_properties, gate_properties
+from utg_pytest.items import (
+    GATE_GROUP,
+    MARKER,
+    drift_outcome,
+    drift_properties,
+    gate_properties,
+    slice_outcome,
+    slice_properties,
+)
 from utg_pytest.probes import shard_of
 from utg_pytest.record import RunRecord
 from utg_pytest.report import terminal
@@ -77,6 +85,11 @@ def report_gates(config: pytest.Config, record: RunRecord, comparison: Compariso
         verdict = record.verdict(gate.name)
         failure = None if verdict.passed else terminal.gate_failure(verdict)
         _report(config, gate.name, failure, gate_properties(verdict))
+    if settings.slices.gates:
+        from utg_pytest.slicing import judge
+
+        for found in judge(record, settings.gates, settings.drift.alpha):
+            _report(config, found.name, slice_outcome(found), slice_properties(found))
     if comparison is None:
         return
     for metric in DRIFT_METRICS:

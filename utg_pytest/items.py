@@ -21,6 +21,7 @@ from utg_pytest.report import terminal
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison, Drift
+    from utg_pytest.slicing import SliceVerdict
 
 MARKER = "utg"
 
@@ -103,6 +104,10 @@ class UtgDriftWarning(UserWarning):
     """A drift gate that could not decide (too few probes, or a drop that is not significant)."""
 
 
+class UtgSliceWarning(UserWarning):
+    """A slice that falls short of a gate's threshold, but not significantly after the correction across slices."""
+
+
 class GateGroup(pytest.Collector):
     def __init__(self, *, run: Run, missing_baseline: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -113,6 +118,14 @@ class GateGroup(pytest.Collector):
         settings = self.run.settings
         for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
             yield GateItem.from_parent(self, name=gate.name, gate=gate, run=self.run)
+        if settings.slices.gates:
+            from utg_pytest.slicing import SLICE_GATES
+
+            for field, values in self.run.slice_values().items():
+                for gate_name in SLICE_GATES:
+                    for value in values:
+                        name = f"{gate_name}[{field}={value}]"
+                        yield SliceGateItem.from_parent(self, name=name, run=self.run)
         if self.run.compared:
             from utg_pytest.baseline import DRIFT_METRICS
 
@@ -197,6 +210,50 @@ class DriftItem(pytest.Item):
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"drift gate {self.metric}"
+
+
+def slice_properties(verdict: SliceVerdict) -> list[tuple[str, object]]:
+    """The JUnit properties of a slice gate's verdict."""
+    return [
+        *gate_properties(verdict.verdict),
+        ("utg_slice_p", verdict.p),
+        ("utg_slice_p_holm", verdict.p_adjusted),
+        ("utg_slice_family", verdict.family),
+        ("utg_slice_outcome", verdict.outcome),
+    ]
+
+
+def slice_outcome(verdict: SliceVerdict | None) -> str | None:
+    """A slice gate's failure message, or None when it passes (an inconclusive shortfall passes with a warning)."""
+    if verdict is None or verdict.outcome != "fail":
+        return None
+    return f"{terminal.slice_gate_line(verdict)}\n(threshold set by {verdict.verdict.option})"
+
+
+class SliceGateItem(pytest.Item):
+    """A run gate on one slice (--utg-slice-gates)."""
+
+    def __init__(self, *, run: Run, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self.add_marker(MARKER)
+
+    def setup(self) -> None:
+        self.run.record()
+
+    def runtest(self) -> None:
+        verdict = next((v for v in self.run.slice_verdicts() if v.name == self.name), None)
+        if verdict is None:
+            pytest.skip("no probe of this slice was run")
+        self.user_properties += slice_properties(verdict)
+        if verdict.outcome == "inconclusive":
+            warnings.warn(UtgSliceWarning(terminal.slice_gate_line(verdict)), stacklevel=1)
+        failure = slice_outcome(verdict)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+
+    def reportinfo(self) -> tuple[str, None, str]:
+        return "utg", None, f"slice gate {self.name}"
 
 
 class MissingBaselineItem(pytest.Item):

@@ -124,6 +124,8 @@ class Probe:
     judged_against: tuple[Message, ...] | None = None
     """The context a prediction is labelled against when it differs from `context`: the real one, for a probe whose
     context was perturbed as a control."""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Its conversation's metadata, for slicing the figures."""
 
     @property
     def label_context(self) -> tuple[Message, ...]:

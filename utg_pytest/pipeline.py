@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
     from utg_pytest.scoring.scorers import Scorer
+    from utg_pytest.slicing import SliceVerdict
 
 CONTEXT_KEPT = 3
 """Messages of a probe's context a record keeps, for reports."""
@@ -143,6 +144,7 @@ class Run:
         self._record: RunRecord | None = None
         self._live_record: RunRecord | None = None
         self._parts: dict[int, tuple[RunRecord, RunRecord | None]] = {}
+        self._slice_verdicts: tuple[SliceVerdict, ...] | None = None
 
     @property
     def compared(self) -> bool:
@@ -203,6 +205,26 @@ class Run:
             assert found is not None, "a compared run has a recorded or a live baseline arm"
             self._comparison = judge_drift(found, new, self.settings.drift)
         return self._comparison
+
+    def slice_verdicts(self) -> tuple[SliceVerdict, ...]:
+        """The run gates judged per slice (--utg-slice-gates), computed once over this run's record."""
+        if self._slice_verdicts is None:
+            from utg_pytest.slicing import judge
+
+            self._slice_verdicts = judge(self.record(), self.settings.gates, self.settings.drift.alpha)
+        return self._slice_verdicts
+
+    def slice_values(self) -> dict[str, list[str]]:
+        """Each --utg-slice field's values over this run's probes, as the record will hold them."""
+        from utg_pytest.slicing import NONE, values_of
+
+        fields = self.settings.slices.fields
+        guarded = pii_mode(self.settings) != "off"
+        found: dict[str, set[str]] = {field: set() for field in fields}
+        for probe in self.loaded.probes:
+            for field, value in values_of(probe, fields, guarded).items():
+                found[field].add(value)
+        return {field: sorted(values, key=lambda v: (v == NONE, v)) for field, values in found.items()}
 
     def parts(self) -> list[RunRecord]:
         """The records of the groups produced so far."""
@@ -335,8 +357,7 @@ def execute(
         known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
     stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes, arm)]
-    leaves = config.remote or (judge is not None and judge_settings.backend(judged_as or config).remote)
-    mode = settings.privacy.pii if leaves or settings.privacy.pii_embedded else "off"
+    mode = pii_mode(settings, judged_as)
     guarded = [guard(done.probes, mode) for done in stages]
     blocked = {
         probe_id: ProbeResult(probe_id, None, None, {}, error=why, attempts=0)
@@ -386,6 +407,14 @@ def execute(
     )  # fmt: skip
 
 
+def pii_mode(settings: Settings, judged_as: BackendConfig | None = None) -> str:
+    """How the PII guard treats this run's contexts: as configured where they leave the machine (an endpoint under
+    test or an LLM judge's), or everywhere with --utg-pii-embedded; otherwise off."""
+    config, judge = settings.model, settings.judge
+    leaves = config.remote or (judge.llm and judge.backend(judged_as or config).remote)
+    return settings.privacy.pii if leaves or settings.privacy.pii_embedded else "off"
+
+
 def judge_label(config: BackendConfig) -> str:
     """How predictions labelled by an LLM judge say so (`labelled_by`)."""
     from utg_pytest.generate import without_credentials
@@ -428,6 +457,7 @@ def _record(
     from utg_pytest import gates
     from utg_pytest.controls import SHUFFLED_SUFFIX
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
+    from utg_pytest.slicing import values_of
 
     by_id = {r.probe_id: r for r in results}
     perturbed = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in shuffled}
@@ -455,6 +485,7 @@ def _record(
                 passed=passed,
                 sweep={t: found[probe.id] for t, found in (sweep or {}).items() if probe.id in found},
                 shuffled=perturbed.get(probe.id),
+                slices=values_of(probe, settings.slices.fields, guarded),
             )
         )
     header = RunHeader(

@@ -124,6 +124,7 @@ def conversation_probes(conversation: Conversation, max_context_turns: int | Non
             context=truncate(dialogue[:index], max_context_turns),
             target=dialogue[index].text,
             thresholds=thresholds,
+            metadata=conversation.metadata,
         )
         for index, turn in _probe_points(dialogue)
     ]

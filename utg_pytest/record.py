@@ -58,6 +58,8 @@ class ProbeRecord:
     """The same probe at each extra --utg-temperatures value, keyed by the temperature as written (`0.7`)."""
     shuffled: ProbeResult | None = None
     """The same probe with a shuffled assistant turn, when it was in the shuffle control's sample."""
+    slices: dict[str, str] = field(default_factory=dict)
+    """The probe's value of each --utg-slice field."""
 
 
 @dataclass(frozen=True)

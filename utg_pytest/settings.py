@@ -471,6 +471,27 @@ OPTIONS: tuple[Option, ...] = (
         ),
     ),
     *_section(
+        "slices",
+        Option(
+            "slice",
+            "report the figures per value of this field too (repeatable): a path into the conversation's metadata "
+            "(domain, customer.tier) or log, context_turns, turn_words; conversations without it form a (none) slice",
+            default=(),
+            many=True,
+            metavar="FIELD",
+            field="fields",
+        ),
+        Option(
+            "slice_gates",
+            "judge each run gate on each slice as its own item, e.g. utg::gate::semantic_similarity[domain=billing]; "
+            "a slice fails when it falls short significantly after Holm across the field's slices",
+            _boolean,
+            False,
+            flag=True,
+            field="gates",
+        ),
+    ),
+    *_section(
         "drift",
         Option(
             "baseline",
@@ -676,6 +697,14 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class SliceSettings:
+    """Which parts of the logs are reported, and gated, apart."""
+
+    fields: tuple[str, ...] = _default("slices", "fields")
+    gates: bool = _default("slices", "gates")
+
+
+@dataclass(frozen=True)
 class DriftSettings:
     """Comparison with a baseline run."""
 
@@ -720,6 +749,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    slices: SliceSettings = field(default_factory=SliceSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     rootdir: str = "."
     """Where the run started: log names, probe ids and the default cache are relative to it."""
@@ -781,6 +811,11 @@ def build(values: dict[str, Any], rootdir: str = ".") -> Settings:
     drift = settings.drift
     if drift.live and drift.baseline is not None:
         raise SettingsError("give either --utg-baseline (a recorded arm) or --utg-compare-* (a live arm), not both")
+    for found in settings.slices.fields:
+        if not found or any(not part for part in found.split(".")):
+            raise SettingsError(f"--utg-slice {found!r}: a field is a dotted path such as domain or customer.tier")
+    if settings.slices.gates and not settings.slices.fields:
+        raise SettingsError("--utg-slice-gates needs at least one --utg-slice FIELD")
     if drift.compare_base_url is not None and drift.compare_gguf is not None:
         raise SettingsError("--utg-compare-base-url and --utg-compare-gguf name two baseline models: give one")
     return settings
@@ -797,6 +832,7 @@ _GROUP_TYPES: dict[str, Callable[..., Any]] = {
     "cache": CacheSettings,
     "output": OutputSettings,
     "privacy": PrivacySettings,
+    "slices": SliceSettings,
     "drift": DriftSettings,
 }
 

@@ -218,3 +218,21 @@ def probes_needed(standard_error: float, n: int, effect: float, alpha: float = 0
         return None
     spread = standard_error * math.sqrt(n)
     return math.ceil(((z_quantile(1 - alpha / 2) + z_quantile(power)) * spread / effect) ** 2)
+
+
+def shortfall_p(values: Sequence[float], clusters: Sequence[str], threshold: float, below: bool = True) -> float | None:
+    """One-sided p-value that the mean of `values` is really below `threshold` (above it, with `below` False), from
+    the conversation-clustered standard error and a t distribution on (conversations - 1) degrees of freedom: how
+    surprising the observed shortfall is if the slice in fact met its threshold. None with fewer than two clusters,
+    where nothing can be said."""
+    from scipy.stats import t
+
+    error = clustered_standard_error(values, clusters)
+    groups = len(set(clusters))
+    if groups < 2 or not math.isfinite(error):
+        return None
+    shift = mean(values) - threshold
+    if error == 0.0:
+        return 0.0 if (shift < 0 if below else shift > 0) else 1.0
+    statistic = shift / error if below else -shift / error
+    return float(t.cdf(statistic, groups - 1))

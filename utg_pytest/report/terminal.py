@@ -16,6 +16,7 @@ from utg_pytest.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
     from utg_pytest.runner import Status
+    from utg_pytest.slicing import SliceVerdict
 
 CONTEXT_TURNS_SHOWN = 3
 REFERENCE_HELP = {
@@ -149,6 +150,10 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
     header, figures = record.header, record.figures
     failure = [f"ERROR {record.failure}"] if record.failure else []
     verdicts = [gate_line(v) for v in record.verdicts] if record.probes else []
+    if record.probes and header.settings.slices.gates:
+        from utg_pytest.slicing import judge
+
+        verdicts += [slice_gate_line(v) for v in judge(record, header.settings.gates, header.settings.drift.alpha)]
     if quiet:
         return failure + verdicts
     settings = header.settings
@@ -165,8 +170,86 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
         *plausibility_lines(figures.plausibility),
         *sweep_lines(figures.sweep),
         *gap_lines(figures.gaps),
+        *slice_lines(record),
+        *worst_lines(record),
         *verdicts,
     ]
+
+
+def slice_lines(record: RunRecord) -> list[str]:
+    """Each --utg-slice field's table: the figures per value, a small slice marked, none hidden."""
+    from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
+    from utg_pytest.slicing import SMALL_CONVERSATIONS, SMALL_PROBES, slices
+
+    lines: list[str] = []
+    for field in record.header.settings.slices.fields:
+        found = slices(record, field)
+        small = sum(s.small for s in found)
+        note = (
+            f"; * fewer than {SMALL_PROBES} predictions or {SMALL_CONVERSATIONS} conversations: too few to say much"
+            if small
+            else ""
+        )
+        lines.append(f"by {field} ({len(found)} slices{note}):")
+        table = [["slice", "probes", "convs", "semantic [95% CI]", "lexical", "skill", "follow-up", "echo", "labels"]]
+        for part in found:
+            figures = part.figures
+            semantic, lexical = figures.similarity.get(SEMANTIC), figures.similarity.get(LEXICAL)
+            skill = figures.skill.get(SEMANTIC)
+            followup = figures.plausibility.followup
+            labels = sorted(figures.plausibility.labels.items(), key=lambda item: (-item[1], item[0]))[:2]
+            table.append([
+                f"{part.value}{' *' if part.small else ''}",
+                str(part.probes),
+                str(part.conversations),
+                f"{semantic.mean:.3f} [{semantic.ci_low:.2f}..{semantic.ci_high:.2f}]" if semantic else "-",
+                _number(lexical.mean if lexical else None),
+                _number(skill.skill if skill else None, True),
+                _number(followup.value if followup else None),
+                _number(figures.echo.value if figures.echo else None),
+                ", ".join(f"{label} {count}" for label, count in labels),
+            ])  # fmt: skip
+        widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
+        lines += [
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table
+        ]
+    return lines
+
+
+def worst_lines(record: RunRecord, shown: int = 3) -> list[str]:
+    """The probes the model gets most wrong: where a reference predictor beat it by most on the same probe."""
+    from utg_pytest.slicing import worst
+
+    found = worst(record)
+    if not found:
+        return []
+    count = f"{min(shown, len(found))} of {len(found)}"
+    lines = [f"probes it gets most wrong (semantic similarity below the best reference on that probe), {count}:"]
+    for miss in found[:shown]:
+        probe = miss.probe
+        last = probe.context_tail[-1].text if probe.context_tail else ""
+        lines += [
+            f"  {probe.probe_id}: {miss.score:.3f}, {miss.gap:+.3f} against the {miss.reference} reference",
+            f"    assistant:  {textwrap.shorten(last, WIDTH - 16) or '(none)'}",
+            f"    real:       {textwrap.shorten(probe.target, WIDTH - 16)}",
+            f"    prediction: {textwrap.shorten(probe.result.prediction or '', WIDTH - 16)}",
+        ]
+    return lines
+
+
+def slice_gate_line(verdict: SliceVerdict) -> str:
+    status = {"pass": "PASS", "inconclusive": "INCONCLUSIVE", "fail": "FAIL"}[verdict.outcome]
+    line = gate_line(verdict.verdict).split(": ", 1)[1]
+    if verdict.verdict.passed:
+        return f"{status} {verdict.name}: {line}"
+    if verdict.p is not None and verdict.p_adjusted is not None:
+        line += (
+            f"; shortfall p {verdict.p:.3g}, Holm {verdict.p_adjusted:.3g} across the {verdict.family} {verdict.field} "
+            "slices"
+        )
+    elif not verdict.verdict.passed and verdict.verdict.value is not None:
+        line += "; too few conversations to test the shortfall"
+    return f"{status} {verdict.name}: {line}"
 
 
 def overview(record: RunRecord) -> list[str]:

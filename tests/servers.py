@@ -209,3 +209,12 @@ class ContentModel(ScriptedModel):
 
     def generate(self, body: dict[str, Any]) -> None:
         self._send(200, chat_reply(self.REPLY))
+
+
+class SupportBreaksModel(ContentModel):
+    """ContentModel, except on support conversations (their first message says so), where it talks of something
+    else: a candidate that got worse on one slice only."""
+
+    def generate(self, body: dict[str, Any]) -> None:
+        first = next((m["content"] for m in body["messages"] if "question number" in m["content"]), "")
+        self._send(200, chat_reply("the weather in Lisbon is lovely" if "support" in first else self.REPLY))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LOW_GATES, read_results
-from servers import ContentModel, serve
+from servers import ContentModel, SupportBreaksModel, serve
 from test_drift import header
 
 from utg_pytest import cli, slicing
@@ -127,7 +127,7 @@ def conversation(i: int, domain: str | None, tier: str | None, replies: tuple[st
     if tier is not None:
         metadata["customer"] = {"tier": tier}
     messages = [
-        {"role": "user", "content": f"hello, question number {i}"},
+        {"role": "user", "content": f"hello, {domain or 'general'} question number {i}"},
         {"role": "assistant", "content": "Sure. I changed the setting for you; please try again."},
         {"role": "user", "content": replies[0]},
         {"role": "assistant", "content": "Good. Anything else I can do?"},
@@ -180,3 +180,36 @@ def test_slice_gates_fail_only_the_weak_slice_and_the_record_keeps_the_slices(
     shown = capsys.readouterr().out
     assert "by domain (4 slices" in shown
     assert "FAIL semantic_similarity[domain=billing]" in shown
+
+
+def test_drift_per_slice_finds_the_one_slice_that_got_worse_with_holm_across_metrics_and_slices() -> None:
+    from utg_pytest import baseline
+    from utg_pytest.settings import DriftSettings
+
+    rng = random.Random(2)
+    rows = [(d, f"{d}-{c}", 0.5 + rng.uniform(-0.05, 0.05)) for d in ("billing", "support") for c in range(40)]
+    worse = [(d, c, s - 0.2 if d == "billing" else s) for d, c, s in rows]
+    comparison = baseline.compare(record(rows), record(worse))
+    found = {d.name: d for d in slicing.drift_by_slice(comparison, ["domain"], DriftSettings())}
+    assert found["drift::semantic[domain=billing]"].drift.verdict == "fail"
+    assert found["drift::semantic[domain=support]"].drift.verdict == "pass"
+    assert found["drift::semantic[domain=billing]"].family == 2 * len(baseline.DRIFT_METRICS)
+    assert found["drift::semantic[domain=billing]"].drift.p_adjusted == pytest.approx(
+        min(1.0, found["drift::semantic[domain=billing]"].drift.p * 10), rel=0.5
+    )
+
+
+def test_a_candidate_worse_on_one_slice_fails_that_slice_drift_gate_only(
+    pytester: pytest.Pytester, sliced_log: Path
+) -> None:
+    with serve(ContentModel) as production, serve(SupportBreaksModel) as candidate:
+        result = pytester.runpytest(
+            "--utg-logs", "logs.jsonl", "--utg-base-url", candidate, "--utg-model", "scripted", "--utg-prompt",
+            "roleswap", *LOW_GATES, "--utg-compare-base-url", production, "--utg-slice", "domain",
+            "--utg-slice-gates", "--utg-max-drop", "semantic=0.05,lexical=0.05", "-rf",
+        )  # fmt: skip
+    failed = [line for line in result.outlines if line.startswith("FAILED ")]
+    assert any("utg::gate::drift::semantic[domain=support]" in line for line in failed)
+    assert not [line for line in failed if "billing" in line or "travel" in line]
+    result.stdout.fnmatch_lines(["FAIL drift::semantic?domain=support?: mean semantic similarity * (Holm across the "
+                                 "20 metric and domain slice tests)"])  # fmt: skip

@@ -229,9 +229,11 @@ def _p_value(pairs: Sequence[Pair], metric: DriftMetric, differences: Sequence[f
     return stats.wilcoxon_p(differences)
 
 
-def _measure(
+def measure(
     pairs: Sequence[Pair], metric: DriftMetric, margin: float, alpha: float, seed: int
 ) -> tuple[Drift, float | None]:
+    """A metric's paired change over `pairs`, with its unadjusted p-value (None where nothing paired); its verdict
+    waits for the correction across the family it is tested in (`decide`)."""
     base, new, clusters = _paired(pairs, metric)
     if not base:
         drift = Drift(
@@ -265,7 +267,8 @@ def _measure(
     return drift, p
 
 
-def _judge(drift: Drift, alpha: float) -> Drift:
+def decide(drift: Drift, alpha: float) -> Drift:
+    """The verdict of a measured drift whose p-value was adjusted for its family."""
     worse = drift.worsening
     if worse is None or drift.p_adjusted is None or drift.mde is None:
         return drift
@@ -349,18 +352,18 @@ def compare(
         )
     alignment = align(base, new)
     measured = [
-        _measure(alignment.pairs, metric, (margins or {}).get(metric.name, metric.margin), alpha, seed)
+        measure(alignment.pairs, metric, (margins or {}).get(metric.name, metric.margin), alpha, seed)
         for metric in DRIFT_METRICS
     ]
     tested = {i: p for i, (_, p) in enumerate(measured) if p is not None}
     adjusted = stats.holm(list(tested.values()))
     drifts = [drift for drift, _ in measured]
     for i, value in zip(tested, adjusted, strict=True):
-        drifts[i] = _judge(replace(drifts[i], p_adjusted=value), alpha)
+        drifts[i] = decide(replace(drifts[i], p_adjusted=value), alpha)
     skill_metric = _skill_metric(alignment.pairs)
     skill = None
     if skill_metric is not None:
-        measured_skill, _ = _measure(alignment.pairs, skill_metric, 0.0, alpha, seed)
+        measured_skill, _ = measure(alignment.pairs, skill_metric, 0.0, alpha, seed)
         skill = replace(measured_skill, verdict="reported", detail="reported, not gated")
     return Comparison(
         alignment,

@@ -23,6 +23,7 @@ from utg_pytest.items import (
     drift_outcome,
     drift_properties,
     gate_properties,
+    slice_drift_outcome,
     slice_outcome,
     slice_properties,
 )
@@ -95,6 +96,13 @@ def report_gates(config: pytest.Config, record: RunRecord, comparison: Compariso
     for metric in DRIFT_METRICS:
         drift, failure = drift_outcome(comparison, metric.name, settings.drift.inconclusive)
         _report(config, f"drift::{metric.name}", failure, drift_properties(drift) if drift is not None else [])
+    if settings.slices.gates and isinstance(comparison, Comparison):
+        from utg_pytest.slicing import drift_by_slice
+
+        for sliced in drift_by_slice(comparison, settings.slices.fields, settings.drift):
+            failure = slice_drift_outcome(sliced, settings.drift.inconclusive)
+            properties = [*drift_properties(sliced.drift), ("utg_slice_family", sliced.family)]
+            _report(config, sliced.name, failure, properties)
 
 
 def _report(config: pytest.Config, name: str, failure: str | None, properties: list[tuple[str, object]]) -> None:

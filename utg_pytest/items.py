@@ -21,7 +21,7 @@ from utg_pytest.report import terminal
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison, Drift
-    from utg_pytest.slicing import SliceVerdict
+    from utg_pytest.slicing import SliceDrift, SliceVerdict
 
 MARKER = "utg"
 
@@ -131,6 +131,12 @@ class GateGroup(pytest.Collector):
 
             for metric in DRIFT_METRICS:
                 yield DriftItem.from_parent(self, name=f"drift::{metric.name}", metric=metric.name, run=self.run)
+            if settings.slices.gates:
+                for field, values in self.run.slice_values().items():
+                    for metric in DRIFT_METRICS:
+                        for value in values:
+                            name = f"drift::{metric.name}[{field}={value}]"
+                            yield SliceDriftItem.from_parent(self, name=name, run=self.run)
         elif self.missing_baseline is not None and settings.drift.require_baseline:
             yield MissingBaselineItem.from_parent(self, name="drift::baseline", message=self.missing_baseline)
 
@@ -254,6 +260,40 @@ class SliceGateItem(pytest.Item):
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"slice gate {self.name}"
+
+
+def slice_drift_outcome(found: SliceDrift, inconclusive: str) -> str | None:
+    """A drift gate's failure message on one slice, or None when it passes (or is inconclusive and only warns)."""
+    drift = found.drift
+    if drift.verdict == "fail" or (drift.verdict == "inconclusive" and inconclusive == "fail"):
+        return terminal.slice_drift_line(found)
+    return None
+
+
+class SliceDriftItem(pytest.Item):
+    """A drift gate on one slice (--utg-slice-gates with a baseline arm)."""
+
+    def __init__(self, *, run: Run, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run = run
+        self.add_marker(MARKER)
+
+    def setup(self) -> None:
+        self.run.record()
+
+    def runtest(self) -> None:
+        found = next((d for d in self.run.slice_drifts() if d.name == self.name), None)
+        if found is None:
+            pytest.skip("no paired probe of this slice, or the arms could not be compared")
+        self.user_properties += [*drift_properties(found.drift), ("utg_slice_family", found.family)]
+        failure = slice_drift_outcome(found, self.run.settings.drift.inconclusive)
+        if found.drift.verdict == "inconclusive" and failure is None:
+            warnings.warn(UtgDriftWarning(terminal.slice_drift_line(found)), stacklevel=1)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+
+    def reportinfo(self) -> tuple[str, None, str]:
+        return "utg", None, f"slice drift gate {self.name}"
 
 
 class MissingBaselineItem(pytest.Item):

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
     from utg_pytest.scoring.scorers import Scorer
-    from utg_pytest.slicing import SliceVerdict
+    from utg_pytest.slicing import SliceDrift, SliceVerdict
 
 CONTEXT_KEPT = 3
 """Messages of a probe's context a record keeps, for reports."""
@@ -145,6 +145,7 @@ class Run:
         self._live_record: RunRecord | None = None
         self._parts: dict[int, tuple[RunRecord, RunRecord | None]] = {}
         self._slice_verdicts: tuple[SliceVerdict, ...] | None = None
+        self._slice_drifts: tuple[SliceDrift, ...] | None = None
 
     @property
     def compared(self) -> bool:
@@ -213,6 +214,19 @@ class Run:
 
             self._slice_verdicts = judge(self.record(), self.settings.gates, self.settings.drift.alpha)
         return self._slice_verdicts
+
+    def slice_drifts(self) -> tuple[SliceDrift, ...]:
+        """The drift per slice (--utg-slice-gates with a baseline arm), computed once."""
+        if self._slice_drifts is None:
+            from utg_pytest.baseline import Comparison
+            from utg_pytest.slicing import drift_by_slice
+
+            found = self.drift()
+            settings = self.settings
+            self._slice_drifts = (
+                drift_by_slice(found, settings.slices.fields, settings.drift) if isinstance(found, Comparison) else ()
+            )
+        return self._slice_drifts
 
     def slice_values(self) -> dict[str, list[str]]:
         """Each --utg-slice field's values over this run's probes, as the record will hold them."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from utg_pytest import gates, stats
 from utg_pytest.figures import Figures, compute
@@ -19,7 +19,10 @@ from utg_pytest.model import GateVerdict, Probe, ProbeResult
 from utg_pytest.record import ProbeRecord, RunRecord
 from utg_pytest.scoring.labels import GENUINE
 from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
-from utg_pytest.settings import GateSettings
+from utg_pytest.settings import DriftSettings, GateSettings
+
+if TYPE_CHECKING:
+    from utg_pytest.baseline import Comparison, Drift, Pair
 
 NONE = "(none)"
 """The slice of the conversations that do not have the field."""
@@ -265,3 +268,46 @@ def passed(record: RunRecord) -> bool:
     return not settings.slices.gates or all(
         v.outcome != "fail" for v in judge(record, settings.gates, settings.drift.alpha)
     )
+
+
+# --- drift per slice ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SliceDrift:
+    """A drift metric on one slice of the paired probes. Holm runs across every metric and slice of the field, so
+    slicing seven ways does not multiply the false alarms by seven."""
+
+    field: str
+    value: str
+    drift: Drift
+    family: int
+
+    @property
+    def name(self) -> str:
+        return f"drift::{self.drift.metric}[{self.field}={self.value}]"
+
+
+def drift_by_slice(comparison: Comparison, fields: Sequence[str], settings: DriftSettings) -> tuple[SliceDrift, ...]:
+    """Each gated drift metric on each slice of each field (a pair's slice is the candidate's value)."""
+    from utg_pytest.baseline import DRIFT_METRICS, SEED, decide, measure
+
+    margins = dict(settings.max_drop)
+    found: list[SliceDrift] = []
+    for field in fields:
+        groups: dict[str, list[Pair]] = {}
+        for pair in comparison.alignment.pairs:
+            groups.setdefault(pair.new.slices.get(field, NONE), []).append(pair)
+        ordered = sorted(groups.items(), key=lambda item: (item[0] == NONE, item[0]))
+        measured = [
+            (value, measure(pairs, metric, margins.get(metric.name, metric.margin), settings.alpha, SEED))
+            for value, pairs in ordered
+            for metric in DRIFT_METRICS
+        ]
+        tested = [i for i, (_, (_, p)) in enumerate(measured) if p is not None]
+        adjusted = dict(zip(tested, stats.holm([measured[i][1][1] or 0.0 for i in tested]), strict=True))
+        for i, (value, (drift, _)) in enumerate(measured):
+            if i in adjusted:
+                drift = decide(replace(drift, p_adjusted=adjusted[i]), settings.alpha)
+            found.append(SliceDrift(field, value, drift, len(measured)))
+    return tuple(found)

@@ -16,7 +16,7 @@ from utg_pytest.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
     from utg_pytest.runner import Status
-    from utg_pytest.slicing import SliceVerdict
+    from utg_pytest.slicing import SliceDrift, SliceVerdict
 
 CONTEXT_TURNS_SHOWN = 3
 REFERENCE_HELP = {
@@ -456,3 +456,9 @@ def history_lines(records: Sequence[RunRecord], steps: Sequence[Comparison | str
     lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()
               for cells in table]  # fmt: skip
     return lines
+
+
+def slice_drift_line(found: SliceDrift) -> str:
+    """A drift gate's verdict on one slice, saying how wide its correction was."""
+    line = drift_line(found.drift).replace(f"drift::{found.drift.metric}:", f"{found.name}:", 1)
+    return f"{line} (Holm across the {found.family} metric and {found.field} slice tests)"

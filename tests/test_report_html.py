@@ -1,5 +1,5 @@
 """The HTML report: one self-contained page that a real headless Chromium opens offline without an error or a request,
-with its plots drawn, its verdicts and transcripts shown, and log text escaped.
+with its plots drawn, its verdicts, slices and transcripts shown, and log text (a slice's value too) escaped.
 
 With UTG_SCREENSHOT=path the browser test also saves a full-page screenshot of the sample report there (how
 docs/report.png is made); otherwise nothing is written outside tmp_path."""
@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_report_markdown import SCRIPT, Runs, header, run, runs
+from test_report_markdown import HOSTILE_SLICE, SCRIPT, SLICED, Runs, header, hostile, run, runs, unsliced
 
+from utg_pytest import baseline, slicing
 from utg_pytest.model import ProbeResult
 from utg_pytest.record import RunRecord
 from utg_pytest.report import html
@@ -35,8 +36,8 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PLOTS = 5
-"""Score distributions, the paired scatter, the sweep, the grounding gap and the history trend."""
+PLOTS = 5 + len(SLICED.fields)
+"""Score distributions, the paired scatter, the sweep, the grounding gap, the history trend and one per slice field."""
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,13 @@ def sample() -> Runs:
 @pytest.fixture(scope="module")
 def page_html(sample: Runs) -> str:
     return html.render(sample.new, sample.comparison, sample.history, top=4)
+
+
+@pytest.fixture(scope="module")
+def hostile_html(sample: Runs) -> str:
+    """The sample with the billing slice's value made of markup, a pipe and a newline."""
+    record = hostile(sample.new)
+    return html.render(record, baseline.compare(hostile(sample.base), record))
 
 
 def errored(record: RunRecord) -> RunRecord:
@@ -121,6 +129,55 @@ def test_failing_probes_are_capped_with_a_note() -> None:
     table = page[page.index('<table id="failing">') :]
     assert table.count("<tr>") == 1 + html.FAILING_SHOWN
     assert "12 more failing probe(s) left out." in page
+
+
+def test_the_probes_it_gets_most_wrong_are_capped_with_a_note() -> None:
+    big = run("2026-12-01T00:00:00+00:00", n=160)
+    misses = slicing.worst(big)
+    assert len(misses) > html.WORST_SHOWN
+    page = html.render(big)
+    section = page[page.index('<section id="worst">') :]
+    assert section.count('<article class="miss">') == html.WORST_SHOWN
+    assert f"{len(misses) - html.WORST_SHOWN} more probe(s) below the best reference left out." in section
+    assert f"Probes it gets most wrong ({len(misses)})" in section
+    titles = re.findall(r'<article class="miss"><h3>(.*?) <span class="badge fail">([-+.0-9]+)</span>', section)
+    assert titles == [(m.probe.probe_id, f"{m.gap:+.3f}") for m in misses[: html.WORST_SHOWN]]
+
+
+def test_without_slice_fields_the_page_has_no_slices_but_still_the_worst_probes(sample: Runs) -> None:
+    plain = unsliced(sample.new)
+    page = html.render(plain, sample.comparison, sample.history)
+    assert 'id="slices' not in page
+    assert 'id="slice-' not in page
+    assert "[domain=" not in page
+    assert page.count("<svg") == PLOTS - len(SLICED.fields)
+    assert '<section id="worst">' in page
+
+
+def test_a_hostile_slice_value_is_escaped_in_tables_plots_and_banner(hostile_html: str) -> None:
+    page = hostile_html
+    assert "<script" not in page.lower()
+    assert "@import" not in page
+    cell = "a | b &lt;script&gt;alert(1)&lt;/script&gt;\nnext `x` @octocat"
+    assert f"<td>{cell}</td>" in page, "a newline in a table cell is only white space"
+    assert f"semantic_similarity[domain={cell}]" in page[page.index('id="verdict"') :][:4000]
+    plot = page[page.index('aria-label="semantic similarity by domain"') :]
+    assert "a | b &lt;script&gt;alert(1)&lt;/script&gt;… (n=12)" in plot[: plot.index("</svg>")]
+
+
+def test_a_slice_whose_interval_misses_its_mean_by_a_rounding_error_still_plots() -> None:
+    record = run("2026-12-01T00:00:00+00:00")
+    probes = tuple(
+        replace(p, result=replace(p.result, scores={**p.result.scores, "semantic": 0.3}))
+        if p.slices["domain"] == "billing"
+        else p
+        for p in record.probes
+    )
+    billing = next(part for part in slicing.slices(replace(record, probes=probes), "domain") if part.value == "billing")
+    semantic = billing.figures.similarity["semantic"]
+    assert semantic.ci_high < semantic.mean, "twelve scores of 0.3: the bootstrap bound rounds below the mean"
+    page = html.render(replace(record, probes=probes))
+    assert page.count('aria-label="semantic similarity by') == len(SLICED.fields)
 
 
 def test_long_texts_are_capped_with_an_ellipsis() -> None:
@@ -229,7 +286,51 @@ def test_the_report_works_offline_in_a_real_browser(
     semantic = page.locator("#drift tbody tr", has_text="drift::semantic")
     assert semantic.get_attribute("class") == "verdict-fail"
     assert semantic.locator("td").nth(4).inner_text() == f"{sample.comparison.drift('semantic').difference:+.3f}"
-    assert "utg failed: skill, drift::semantic" in page.locator("#verdict").inner_text()
+    banner = page.locator("#verdict").inner_text()
+    assert banner.startswith(
+        "utg failed: skill, semantic_similarity[domain=billing], skill[domain=billing], drift::semantic, "
+    )
+    assert "drift::semantic[domain=billing]" in banner.split("(inconclusive")[0]
+
+    record, settings = sample.new, sample.new.header.settings
+    for index, field in enumerate(SLICED.fields):
+        found = slicing.slices(record, field)
+        rows = page.locator(f"#slices-{index} tbody tr")
+        assert rows.count() == len(found)
+        for row, part in zip(rows.all(), found, strict=True):
+            cells = row.locator("td")
+            assert cells.first.inner_text() == part.value + (" *" if part.small else "")
+            assert (row.get_attribute("class") or "") == ("small" if part.small else "")
+            assert cells.nth(3).inner_text() == f"{part.figures.similarity['semantic'].mean:.3f}"
+        assert page.locator(f'svg.plot[aria-label="semantic similarity by {field}"]').is_visible()
+    judged = slicing.judge(record, settings.gates, settings.drift.alpha)
+    gated = page.locator("#slice-gates tbody tr")
+    assert gated.count() == len(judged)
+    for row, verdict in zip(gated.all(), judged, strict=True):
+        assert row.get_attribute("class") == f"verdict-{verdict.outcome}"
+        assert [row.locator("td").nth(i).inner_text() for i in range(3)] == [
+            verdict.gate,
+            f"{verdict.field}={verdict.value}",
+            verdict.outcome,
+        ]
+    failing = page.locator("#slice-gates tbody tr.verdict-fail", has_text="domain=billing").first
+    colour = failing.locator("td").nth(2).evaluate("cell => getComputedStyle(cell).backgroundColor")
+    assert colour == "rgb(254, 226, 226)", "the verdict cell is coloured, as in the other gate tables"
+    drifts = slicing.drift_by_slice(
+        sample.comparison, settings.slices.fields, settings.drift, list(record.header.scorers)
+    )
+    assert page.locator("#slice-drift tbody tr").count() == len(drifts)
+
+    misses = slicing.worst(record)
+    shown = page.locator("#worst .miss")
+    assert shown.count() == len(misses) < html.WORST_SHOWN
+    worst = shown.first.inner_text()
+    first = misses[0]
+    assert worst.startswith(f"{first.probe.probe_id} {first.gap:+.3f} {first.score:.3f} against the {first.reference}")
+    assert first.probe.context_tail[-1].text in worst
+    assert first.probe.target in worst
+    assert f"prediction ({first.score:.3f})" in worst
+    assert f"{first.reference} {first.reference_score:.3f}" in worst
 
     regressions = page.locator("#regressions .regression")
     assert regressions.count() == 4
@@ -248,6 +349,25 @@ def test_the_report_works_offline_in_a_real_browser(
     screenshot = os.environ.get("UTG_SCREENSHOT")
     if screenshot:
         page.screenshot(path=screenshot, full_page=True)
+    opened.context.close()
+
+
+def test_a_hostile_slice_value_stays_text_in_a_real_browser(
+    browser: Browser, hostile_html: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "hostile.html"
+    path.write_text(hostile_html, encoding="utf-8")
+    opened = Opened(browser, path)
+    page = opened.page
+    assert page.locator("script").count() == 0
+    flat = HOSTILE_SLICE.replace("\n", " ")
+    assert page.locator("#slices-0 tbody tr").first.locator("td").first.inner_text() == flat
+    assert f"semantic_similarity[domain={flat}]" in page.locator("#verdict").inner_text()
+    label = page.locator('svg.plot[aria-label="semantic similarity by domain"] text', has_text="alert(1)")
+    assert label.count() == 1
+    assert label.first.text_content() == "a | b <script>alert(1)</script>… (n=12)"
+    assert opened.problems == [], "no dialog: the alert stayed text"
+    assert opened.requests == []
     opened.context.close()
 
 

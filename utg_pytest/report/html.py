@@ -10,25 +10,40 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
+from utg_pytest import slicing
 from utg_pytest.baseline import Comparison, Pair
 from utg_pytest.controls import FOLLOWUP
 from utg_pytest.model import ProbeResult
 from utg_pytest.record import ProbeRecord, RunRecord
 from utg_pytest.report import plots
 from utg_pytest.report.markdown import (
+    SLICE_CAP,
+    SLICE_DRIFT_HEAD,
+    SLICE_HEAD,
+    SMALL,
     allowed,
     drift_verdict,
     facts,
     gate_names,
     interval,
     measured,
+    named,
     needed,
     number,
     outcome,
     p_value,
     pairing,
+    run_passed,
     shorten,
+    shortfall,
     shown_drifts,
+    slice_cells,
+    slice_drift_cells,
+    slice_drift_intro,
+    slice_drifts,
+    slice_note,
+    slice_verdicts,
+    slices_intro,
     worst,
 )
 from utg_pytest.report.terminal import REFERENCE_HELP
@@ -40,6 +55,8 @@ CELL = 300
 MESSAGE = 2000
 """Characters of one message in a transcript."""
 FAILING_SHOWN = 50
+WORST_SHOWN = 50
+"""Transcripts of the probes it gets most wrong."""
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:#111827;margin:0;
 background:#f9fafb}
@@ -61,17 +78,22 @@ th{background:#f3f4f6;font-weight:600}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.verdict-pass td:nth-child(2){background:#dcfce7}tr.verdict-fail td:nth-child(2){background:#fee2e2}
 tr.verdict-inconclusive td:nth-child(2){background:#fef3c7}
+table.sliced{font-size:13px}table.sliced td:last-child{min-width:190px}table.sliced tr td:nth-child(2){background:none}
+table.sliced tr.verdict-pass td:nth-child(3){background:#dcfce7}
+table.sliced tr.verdict-fail td:nth-child(3){background:#fee2e2}
+table.sliced tr.verdict-inconclusive td:nth-child(3){background:#fef3c7}
+tr.small td{color:#6b7280}
 .badge{font-weight:600}.badge.pass{color:#15803d}.badge.fail{color:#b91c1c}.badge.inconclusive{color:#b45309}.badge.reported{color:#475569}
 table.heat td{text-align:center;min-width:64px}
 figure{margin:8px 0;background:#fff;border:1px solid #e5e7eb;padding:6px;display:inline-block;max-width:100%}
 svg.plot{display:block;max-width:100%;height:auto}
-.regression{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:8px 12px;margin:10px 0}
-.regression h3{margin:2px 0 8px;overflow-wrap:anywhere}
+.regression,.miss{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:8px 12px;margin:10px 0}
+.regression h3,.miss h3{margin:2px 0 8px;overflow-wrap:anywhere}.miss .against{font-weight:400;color:#4b5563}
 .transcript{list-style:none;margin:0;padding:0}
 .transcript li{display:grid;grid-template-columns:170px 1fr;gap:8px;margin:3px 0;padding:4px 8px;border-radius:4px}
 .transcript .role{font-weight:600;color:#374151}.transcript .text{white-space:pre-wrap;overflow-wrap:anywhere}
 .msg-user{background:#eff6ff}.msg-assistant{background:#f3f4f6}.msg-system,.msg-tool{background:#fafafa;color:#4b5563}
-.real{background:#dcfce7}.base{background:#fef9c3}.new{background:#fee2e2}
+.real{background:#dcfce7}.base{background:#fef9c3}.new{background:#fee2e2}.ref{background:#f3f4f6;color:#4b5563}
 .flex{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 """
 
@@ -82,8 +104,9 @@ def _e(text: str | None, cap: int = CELL) -> str:
     return html.escape(shorten(text, cap)) if text else "<em>(empty)</em>"
 
 
-def _row(cells: Iterable[str], numeric: Sequence[int] = (), kind: str = "") -> str:
-    cls = f' class="verdict-{kind}"' if kind else ""
+def _row(cells: Iterable[str], numeric: Sequence[int] = (), kind: str = "", extra: str = "") -> str:
+    classes = " ".join(c for c in (f"verdict-{kind}" if kind else "", extra) if c)
+    cls = f' class="{classes}"' if classes else ""
     tds = "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(cells))
     return f"<tr{cls}>{tds}</tr>"
 
@@ -102,11 +125,16 @@ def _figure(svg: str | None) -> str:
     return f"<figure>{svg}</figure>" if svg else ""
 
 
+def _names(names: list[str]) -> str:
+    shown, more = named(names)
+    return html.escape(", ".join(shown)) + (f" and {more} more" if more else "")
+
+
 def _banner(record: RunRecord, comparison: Comparison | str | None) -> str:
     failed, warned = outcome(record, comparison)
-    text = f"utg failed: {html.escape(', '.join(failed))}" if failed else "utg passed"
+    text = f"utg failed: {_names(failed)}" if failed else "utg passed"
     if warned:
-        text += f' <span class="warned">(inconclusive: {html.escape(", ".join(warned))})</span>'
+        text += f' <span class="warned">(inconclusive: {_names(warned)})</span>'
     return f'<div class="banner {"fail" if failed else "pass"}" id="verdict">{text}</div>'
 
 
@@ -246,17 +274,128 @@ def _message(kind: str, who: str, text: str | None) -> str:
     return f'<li class="{kind}">{role}<span class="text">{_e(text, MESSAGE)}</span></li>'
 
 
-def _transcript(pair: Pair, change: float) -> str:
-    probe = pair.new
+def _context(probe: ProbeRecord) -> list[str]:
+    """The transcript's lines up to the real turn: the context's tail, after a note of what came before it."""
     shown = probe.context_tail
     earlier = probe.context_messages - len(shown)
     items = [f'<li class="note"><span></span><span>… {earlier} earlier message(s)</span></li>'] if earlier > 0 else []
     items += [_message(f"msg-{m.role}", m.role, m.text) for m in shown]
     items.append(_message("real", "real user turn", probe.target))
+    return items
+
+
+def _transcript(pair: Pair, change: float) -> str:
+    items = _context(pair.new)
     for kind, name, result in (("base", "baseline", pair.base.result), ("new", "candidate", pair.new.result)):
         items.append(_message(kind, f"{name} ({number(result.scores.get(SEMANTIC))})", result.prediction))
     title = f'{_e(pair.probe_id)} <span class="badge fail">{change:+.3f}</span>'
     return f'<article class="regression"><h3>{title}</h3><ol class="transcript">{"".join(items)}</ol></article>'
+
+
+def _slices(record: RunRecord, comparison: Comparison | None) -> str:
+    """Per --utg-slice field, its table and plot; then the slice gates and slice drift gates, when they ran."""
+    parts = []
+    threshold = record.header.settings.gates.min_similarity
+    semantic = record.figures.similarity.get(SEMANTIC)
+    for index, field in enumerate(record.header.settings.slices.fields):
+        found = slicing.slices(record, field)
+        if not found:
+            continue
+        rows = [
+            _row(
+                [_e(p.value, SLICE_CAP) + (" *" if p.small else ""), *(html.escape(c) for c in slice_cells(p))],
+                numeric=range(1, len(SLICE_HEAD)),
+                extra="small" if p.small else "",
+            )
+            for p in found
+        ]
+        table = _table(["slice", *SLICE_HEAD], rows, f"slices-{index}")
+        plot = plots.slices(f"slices-{index}", field, found, semantic.mean if semantic else None, threshold)
+        note = f'<p class="note">* {html.escape(SMALL)}.</p>' if any(p.small for p in found) else ""
+        parts.append(f'<h3>By {_e(field, SLICE_CAP)}</h3><div class="flex">{table}{_figure(plot)}</div>{note}')
+    judged = slice_verdicts(record)
+    if judged:
+        rows = [
+            _row(
+                [
+                    html.escape(v.gate),
+                    _e(f"{v.field}={v.value}", SLICE_CAP),
+                    _badge(v.outcome),
+                    measured(v.verdict),
+                    html.escape(f"{v.verdict.comparison} {v.verdict.threshold:.3f}"),
+                    interval(v.verdict.ci_low, v.verdict.ci_high),
+                    *shortfall(v),
+                    str(v.family),
+                    html.escape(slice_note(v)),
+                ],
+                numeric=(3, 5, 6, 7, 8),
+                kind=v.outcome,
+            )
+            for v in judged
+        ]
+        head = ["gate", "slice", "verdict", "value", "threshold", "95% CI", "shortfall p", "Holm p", "family size"]
+        parts += [
+            f"<h3>Slice gates</h3><p>{html.escape(slices_intro(record))}</p>",
+            _table([*head, "note"], rows, "slice-gates", "sliced"),
+        ]
+    drifts = slice_drifts(record, comparison)
+    if drifts:
+        inconclusive = record.header.settings.drift.inconclusive
+        rows = []
+        for d in drifts:
+            verdict = drift_verdict(d.drift, inconclusive)
+            cells = [
+                html.escape(f"drift::{d.drift.metric}"),
+                _e(f"{d.field}={d.value}", SLICE_CAP),
+                _badge(verdict),
+                *slice_drift_cells(d),
+                html.escape(d.drift.detail),
+            ]
+            rows.append(_row(cells, numeric=range(3, 3 + len(SLICE_DRIFT_HEAD)), kind=verdict))
+        head = ["drift gate", "slice", "verdict", *SLICE_DRIFT_HEAD, "note"]
+        parts += [
+            f"<h3>Slice drift gates</h3><p>{html.escape(slice_drift_intro(drifts))}</p>",
+            _table(head, rows, "slice-drift", "sliced"),
+        ]
+    if not parts:
+        return ""
+    intro = (
+        f'<p class="note">The run\'s figures on each value of each --utg-slice field, {slicing.NONE} for the '
+        "conversations without it: a mean over every probe can hide a model that got much worse on one kind of "
+        "conversation.</p>"
+    )
+    return f'<section id="slices"><h2>Where the model struggles: slices</h2>{intro}{"".join(parts)}</section>'
+
+
+def _miss(miss: slicing.Miss) -> str:
+    probe = miss.probe
+    items = _context(probe)
+    items.append(_message("new", f"prediction ({number(miss.score)})", probe.result.prediction))
+    help_text = REFERENCE_HELP.get(miss.reference)
+    what = f": {help_text}" if help_text else ""
+    items.append(_message("ref", "best reference", f"{miss.reference} {number(miss.reference_score)}{what}"))
+    where = ", ".join(f"{field}={shorten(value, SLICE_CAP)}" for field, value in probe.slices.items())
+    against = f"{number(miss.score)} against the {miss.reference} reference's {number(miss.reference_score)}"
+    title = (
+        f'{_e(probe.probe_id)} <span class="badge fail">{miss.gap:+.3f}</span> '
+        f'<span class="against">{html.escape(against)}{"; " + html.escape(where) if where else ""}</span>'
+    )
+    return f'<article class="miss"><h3>{title}</h3><ol class="transcript">{"".join(items)}</ol></article>'
+
+
+def _misses(record: RunRecord) -> str:
+    found = slicing.worst(record)
+    if not found:
+        return ""
+    articles = "".join(_miss(m) for m in found[:WORST_SHOWN])
+    left = len(found) - WORST_SHOWN
+    note = f'<p class="note">{left} more probe(s) below the best reference left out.</p>' if left > 0 else ""
+    intro = (
+        "<p class=\"note\">Where a reference predictor (a parrot: the assistant's last message, the user's previous "
+        "one, another conversation's turn) came closer to the real turn than the model did, ranked by how far the "
+        "model's semantic similarity falls below the best reference's on that probe.</p>"
+    )
+    return f'<section id="worst"><h2>Probes it gets most wrong ({len(found)})</h2>{intro}{articles}{note}</section>'
 
 
 def _comparison(record: RunRecord, comparison: Comparison, top: int) -> str:
@@ -340,7 +479,8 @@ def _history(record: RunRecord, history: Sequence[RunRecord]) -> str:
             f"{number(verdicts[n].value)} {_badge('pass' if verdicts[n].passed else 'fail')}" if n in verdicts else "-"
             for n in names
         ]
-        passed = _badge("pass" if run.passed else "fail")
+        ok, note = run_passed(run)
+        passed = _badge("pass" if ok else "fail") + html.escape(note)
         rows.append(
             _row([label, _e(run.header.created), str(len(run.probes)), *cells, passed], range(1, 3 + len(names)))
         )
@@ -378,7 +518,8 @@ def render(
     top: int = 20,
 ) -> str:
     """`comparison` is the drift of `record` against a baseline, or why the two could not be compared; `history`
-    holds earlier runs, oldest first, without `record`; `top` is how many regressions are shown with transcripts."""
+    holds earlier runs, oldest first, without `record`; `top` is how many regressions are shown with transcripts (the
+    probes it gets most wrong are shown up to WORST_SHOWN)."""
     compared = comparison if isinstance(comparison, Comparison) else None
     title = html.escape(f"utg report: {record.header.served_by or record.header.backend}")
     body = [
@@ -387,10 +528,12 @@ def render(
         _errors(record, comparison),
         _metadata(record),
         _gates(record, compared),
+        _slices(record, compared),
         _scores(record),
         _comparison(record, compared, top) if compared is not None else "",
         _controls(record),
         _history(record, history) if history else "",
+        _misses(record),
         _failing(record.probes),
     ]
     # The empty icon keeps a browser that is served the page over HTTP from asking for /favicon.ico.

@@ -4,13 +4,16 @@ matplotlib is imported only when a plot is drawn, so importing the plugin stays 
 object-oriented API, inside `rc_context`: a report never touches the process's global matplotlib state (no pyplot, no
 backend switch, no rcParams left changed). Each SVG is made fit to be inlined next to others in one HTML page: no XML
 prolog, metadata or namespace URLs (the HTML parser supplies the namespaces), and every id prefixed with the plot's
-name, since matplotlib numbers its ids from 1 in every figure.
+name, since matplotlib numbers its ids from 1 in every figure. Log text drawn in a plot (a slice's value) is flattened,
+capped and kept out of mathtext; matplotlib escapes it as it writes the SVG.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,7 @@ from utg_pytest.controls import FOLLOWUP, Gap, SweepRow
 from utg_pytest.model import GateVerdict, ProbeResult
 from utg_pytest.scoring.references import REFERENCES
 from utg_pytest.scoring.scorers import SEMANTIC
+from utg_pytest.slicing import Slice
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,10 +37,26 @@ _PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 _NAMESPACES = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
 _IDS = re.compile(r'(\bid="|\bhref="#|url\(#)')
+LABEL = 32
+"""Characters of log text in a tick label."""
 
 
-def _svg(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) -> str:
-    """The figure `draw` fills, as an inline SVG; the fixed hash salt makes the output the same on every run."""
+def _spread(value: float, low: float, high: float) -> list[list[float]]:
+    """An interval as errorbar's lengths below and above the value. A bootstrap bound can miss the mean by a rounding
+    error (seven scores of 0.1), and matplotlib refuses a negative length."""
+    return [[max(0.0, value - low)], [max(0.0, high - value)]]
+
+
+def _label(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= LABEL else flat[: LABEL - 1].rstrip() + "…"
+
+
+def _svg(name: str, size: tuple[float, float], draw: Callable[[Figure], None], label: str = "") -> str:
+    """The figure `draw` fills, as an inline SVG; the fixed hash salt makes the output the same on every run. `name`
+    (letters, digits, dashes) prefixes the ids; `label`, by default the name, is what a screen reader says. The text is
+    left to the browser to draw (svg.fonttype none), so a glyph DejaVu Sans lacks (in log text) only makes matplotlib's
+    layout approximate: its warning is not worth one."""
     import matplotlib
     from matplotlib.figure import Figure
 
@@ -55,13 +75,16 @@ def _svg(name: str, size: tuple[float, float], draw: Callable[[Figure], None]) -
         }
     ):
         figure = Figure(figsize=size, layout="constrained")
-        draw(figure)
         buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"Glyph \d+ .* missing from font", UserWarning)
+            draw(figure)
+            figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = _METADATA.sub("", _PROLOG.sub("", buffer.getvalue(), count=1), count=1)
     text = _NAMESPACES.sub("", text)
     text = _IDS.sub(lambda found: f"{found.group(1)}{name}-", text)
-    return text.replace("<svg ", f'<svg class="plot" role="img" aria-label="{name}" ', 1).strip()
+    aria = html.escape(label or name)
+    return text.replace("<svg ", f'<svg class="plot" role="img" aria-label="{aria}" ', 1).strip()
 
 
 def distributions(results: Sequence[ProbeResult], metrics: Sequence[str]) -> str | None:
@@ -132,7 +155,7 @@ def sweep(rows: Sequence[SweepRow]) -> str | None:
         ax = figure.subplots()
         temperatures = [row.temperature for row in rows]
         rated = [
-            (row.temperature, row.followup, row.followup - row.ci_low, row.ci_high - row.followup)
+            (row.temperature, row.followup, *(side[0] for side in _spread(row.followup, row.ci_low, row.ci_high)))
             for row in rows
             if row.followup is not None and row.ci_low is not None and row.ci_high is not None
         ]
@@ -172,7 +195,7 @@ def gaps(found: Sequence[Gap]) -> str | None:
             ax.errorbar(
                 [gap.gap],
                 [y],
-                xerr=[[gap.gap - gap.ci_low], [gap.ci_high - gap.gap]],
+                xerr=_spread(gap.gap, gap.ci_low, gap.ci_high),
                 marker="o",
                 capsize=4,
                 color=PASS if gap.significant else REFERENCE,
@@ -212,3 +235,35 @@ def trend(runs: Sequence[Sequence[GateVerdict]], labels: Sequence[str]) -> str |
             ax.set_visible(False)
 
     return _svg("trend", (10.0, 2.4 * rows + 0.3), draw)
+
+
+def slices(name: str, field: str, found: Sequence[Slice], overall: float | None, threshold: float) -> str | None:
+    """Each slice's mean semantic similarity with its interval, first slice on top, beside the whole run's mean and
+    the gate's threshold; a small slice faded. None when no slice has a prediction."""
+    shown = [(part, dist) for part in found if (dist := part.figures.similarity.get(SEMANTIC)) is not None][::-1]
+    if not shown:
+        return None
+
+    def draw(figure: Figure) -> None:
+        ax = figure.subplots()
+        for y, (part, dist) in enumerate(shown):
+            ax.errorbar(
+                [dist.mean],
+                [y],
+                xerr=_spread(dist.mean, dist.ci_low, dist.ci_high),
+                marker="o",
+                capsize=4,
+                color=MODEL,
+                alpha=0.3 if part.small else 1.0,
+            )
+        if overall is not None:
+            ax.axvline(overall, color="#374151", linestyle="--", linewidth=1, label=f"whole run {overall:.3f}")
+        ax.axvline(threshold, color=WORSE, linestyle=":", linewidth=1, label=f"gate threshold {threshold:g}")
+        labels = [f"{_label(part.value)} (n={dist.n}){' *' if part.small else ''}" for part, dist in shown]
+        ax.set_yticks(range(len(shown)), labels, parse_math=False)
+        ax.set_ylim(-0.6, len(shown) - 0.4)
+        ax.set_xlabel("mean semantic similarity to the real turn (95% CI; faded *: too few to say much)")
+        ax.set_title(f"semantic similarity by {_label(field)}", parse_math=False)
+        figure.legend(loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+
+    return _svg(name, (6.4, 0.38 * len(shown) + 1.8), draw, f"semantic similarity by {field}")

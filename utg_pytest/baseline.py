@@ -20,7 +20,7 @@ follow-up rate must not fall by more, the degenerate or echo rate must not rise 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from utg_pytest import stats
@@ -81,6 +81,15 @@ DRIFT_METRICS: tuple[DriftMetric, ...] = (
     DriftMetric("echo_rate", "echo rate", False, 0.05, _echo_share, lambda r: r.echo),
 )
 BY_NAME = {metric.name: metric for metric in DRIFT_METRICS}
+
+
+def drift_metrics(scorers: Iterable[str] = ()) -> tuple[DriftMetric, ...]:
+    """The gated drift metrics of runs scored by `scorers`: the built-in five, then the mean of each scorer a plugin
+    registered (higher is better, default margin 0.03)."""
+    extra = [name for name in scorers if name not in (SEMANTIC, LEXICAL) and name not in BY_NAME]
+    return DRIFT_METRICS + tuple(DriftMetric(name, f"mean {name}", True, 0.03, _score(name)) for name in extra)
+
+
 VERDICTS = ("pass", "inconclusive", "fail")
 
 
@@ -353,7 +362,7 @@ def compare(
     alignment = align(base, new)
     measured = [
         measure(alignment.pairs, metric, (margins or {}).get(metric.name, metric.margin), alpha, seed)
-        for metric in DRIFT_METRICS
+        for metric in drift_metrics(new.header.scorers)
     ]
     tested = {i: p for i, (_, p) in enumerate(measured) if p is not None}
     adjusted = stats.holm(list(tested.values()))
@@ -377,12 +386,13 @@ def compare(
     )
 
 
-def margin_problem(names: Sequence[str]) -> str | None:
+def margin_problem(names: Sequence[str], scorers: Iterable[str] = ()) -> str | None:
     """What is wrong with the metric names of a set of margins (--utg-max-drop), or None."""
-    unknown = [name for name in names if name not in BY_NAME]
+    known = [metric.name for metric in drift_metrics(scorers)]
+    unknown = [name for name in names if name not in known]
     if not unknown:
         return None
-    return f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(metric.name for metric in DRIFT_METRICS)}"
+    return f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}"
 
 
 def judge(base: RunRecord, new: RunRecord, settings: DriftSettings) -> Comparison | str:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from utg_pytest import gates
-from utg_pytest.baseline import DRIFT_METRICS, Comparison
+from utg_pytest.baseline import Comparison, drift_metrics
 from utg_pytest.items import (
     GATE_GROUP,
     MARKER,
@@ -93,13 +93,13 @@ def report_gates(config: pytest.Config, record: RunRecord, comparison: Compariso
             _report(config, found.name, slice_outcome(found), slice_properties(found))
     if comparison is None:
         return
-    for metric in DRIFT_METRICS:
+    for metric in drift_metrics(record.header.scorers):
         drift, failure = drift_outcome(comparison, metric.name, settings.drift.inconclusive)
         _report(config, f"drift::{metric.name}", failure, drift_properties(drift) if drift is not None else [])
     if settings.slices.gates and isinstance(comparison, Comparison):
         from utg_pytest.slicing import drift_by_slice
 
-        for sliced in drift_by_slice(comparison, settings.slices.fields, settings.drift):
+        for sliced in drift_by_slice(comparison, settings.slices.fields, settings.drift, list(record.header.scorers)):
             failure = slice_drift_outcome(sliced, settings.drift.inconclusive)
             properties = [*drift_properties(sliced.drift), ("utg_slice_family", sliced.family)]
             _report(config, sliced.name, failure, properties)

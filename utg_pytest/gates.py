@@ -112,7 +112,22 @@ def run_gates(settings: GateSettings, shuffle_control: bool = False) -> list[Gat
     ]
     if shuffle_control:
         found.append(Gate("grounding_gap", "--utg-min-grounding-gap", ">", settings.min_grounding_gap, grounding_gap))
+    for metric, comparison, threshold in settings.metric_gates:
+        found.append(Gate(metric, "--utg-gate", comparison, threshold, mean_score(metric)))
     return found
+
+
+def mean_score(metric: str) -> Callable[[Figures], Measurement]:
+    """A registered scorer's mean, for --utg-gate."""
+
+    def measure(figures: Figures) -> Measurement:
+        label = f"mean {metric}"
+        found = figures.similarity.get(metric)
+        if found is None:
+            return Measurement(None, 0, label, detail=f"no prediction has a {metric} score")
+        return Measurement(found.mean, found.n, label, (found.ci_low, found.ci_high), _errors_note(figures))
+
+    return measure
 
 
 def evaluate(gate: Gate, figures: Figures, gate_on: str = "point") -> GateVerdict:

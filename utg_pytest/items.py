@@ -127,13 +127,14 @@ class GateGroup(pytest.Collector):
                         name = f"{gate_name}[{field}={value}]"
                         yield SliceGateItem.from_parent(self, name=name, run=self.run)
         if self.run.compared:
-            from utg_pytest.baseline import DRIFT_METRICS
+            from utg_pytest.baseline import drift_metrics
 
-            for metric in DRIFT_METRICS:
+            metrics = drift_metrics(scorer.name for scorer in self.run.scorers)
+            for metric in metrics:
                 yield DriftItem.from_parent(self, name=f"drift::{metric.name}", metric=metric.name, run=self.run)
             if settings.slices.gates:
                 for field, values in self.run.slice_values().items():
-                    for metric in DRIFT_METRICS:
+                    for metric in metrics:
                         for value in values:
                             name = f"drift::{metric.name}[{field}={value}]"
                             yield SliceDriftItem.from_parent(self, name=name, run=self.run)

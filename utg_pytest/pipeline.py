@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from utg_pytest import __version__, ingest
 from utg_pytest.model import LogError, LogFile, Message, Probe, ProbeResult
@@ -56,20 +56,26 @@ class Loaded:
     from, the same for every shard."""
 
 
-def load(settings: Settings) -> Loaded:
-    """Read the logs and build their probes. The files' digests, which the run record names them by, are hashed on a
-    thread of their own meanwhile (hashing releases the GIL): on a large log they cost a seventh of the load."""
+def load(settings: Settings, formats: Sequence[LogFormat] | None = None) -> Loaded:
+    """Read the logs, in `formats` (default: the built-in ones), and build their probes. The files' digests, which
+    the run record names them by, are hashed on a thread of their own meanwhile (hashing releases the GIL): on a large
+    log they cost a seventh of the load."""
     from concurrent.futures import ThreadPoolExecutor
 
     from utg_pytest.cache import file_digest
+    from utg_pytest.settings import SettingsError
 
     rootdir = Path(settings.rootdir)
     logs = settings.logs
+    known = tuple(formats) if formats is not None else log_formats(settings)
+    if logs.format != "auto" and logs.format not in {found.name for found in known}:
+        listed = ", ".join(["auto", *(found.name for found in known)])
+        raise SettingsError(f"--utg-format {logs.format}: no such format; known: {listed}")
     paths = log_paths(settings)
     names = {path: display_name(path, rootdir) for path in paths}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="utg-digest") as pool:
         digests = [pool.submit(file_digest, path) for path in paths]
-        loaded = ingest.load(paths, names, log_format=logs.format, formats=log_formats(settings))
+        loaded = ingest.load(paths, names, log_format=logs.format, formats=known)
         probes = build_probes(
             loaded.logs,
             mode=logs.probe,
@@ -125,6 +131,8 @@ class Run:
         factory: BackendFactory | None = None,
         baseline: RunRecord | None = None,
         baseline_factory: BackendFactory | None = None,
+        factories: Callable[[BackendConfig], BackendFactory] | None = None,
+        prepare: Callable[[Probe], Probe] | None = None,
     ) -> None:
         from utg_pytest.generate import factory_for
         from utg_pytest.scoring.scorers import BUILT_IN
@@ -133,12 +141,16 @@ class Run:
         self.loaded = loaded
         self.scorers = tuple(scorers or BUILT_IN)
         self.groups = groups
-        self.factory = factory or factory_for(settings.model)
+        self.factories = factories or factory_for
+        """Which backend factory serves a model configuration (the plugins' pytest_utg_make_backend)."""
+        self.prepare = prepare
+        """What is sent for a probe, adjusted (the plugins' pytest_utg_prepare_probe)."""
+        self.factory = factory or self.factories(settings.model)
         self.baseline = baseline
         """The recorded arm this run is compared with (--utg-baseline), when there is one."""
         self.live = settings.baseline_arm()
         """The settings of the baseline arm generated in this run (--utg-compare-*), when there is one."""
-        self.baseline_factory = (baseline_factory or factory_for(self.live.model)) if self.live else None
+        self.baseline_factory = (baseline_factory or self.factories(self.live.model)) if self.live else None
         self._comparison: Comparison | str | None = None
         self._selected: tuple[Probe, ...] = tuple(loaded.probes)
         self._record: RunRecord | None = None
@@ -164,7 +176,9 @@ class Run:
     def record(self, progress: Progress | None = None) -> RunRecord:
         """The record of every selected probe, generated on first call (with the live baseline arm's, if any)."""
         if self._record is None:
-            self._record = execute(self.settings, self.loaded, self._selected, self.scorers, self.factory, progress)
+            self._record = execute(
+                self.settings, self.loaded, self._selected, self.scorers, self.factory, progress, **self._hooks()
+            )
             self._live_record = self._live_arm(self._selected, progress)
         return self._record
 
@@ -175,8 +189,11 @@ class Run:
             return None
         return execute(
             self.live, self.loaded, probes, self.scorers, self.baseline_factory, progress, candidates,
-            arm="baseline", judged_as=self.settings.model,
+            arm="baseline", judged_as=self.settings.model, **self._hooks(),
         )  # fmt: skip
+
+    def _hooks(self) -> dict[str, Any]:
+        return {"factories": self.factories, "prepare": self.prepare}
 
     def record_for(self, probe_id: str) -> RunRecord:
         """A record holding this probe: the run's, or, split into groups, its group's."""
@@ -186,7 +203,16 @@ class Run:
         if group not in self._parts:
             probes = [p for p in self._selected if shard_of(p.id, self.groups) == group]
             self._parts[group] = (
-                execute(self.settings, self.loaded, probes, self.scorers, self.factory, None, self._selected),
+                execute(
+                    self.settings,
+                    self.loaded,
+                    probes,
+                    self.scorers,
+                    self.factory,
+                    None,
+                    self._selected,
+                    **self._hooks(),
+                ),
                 self._live_arm(probes, None, self._selected),
             )
         return self._parts[group][0]
@@ -224,7 +250,9 @@ class Run:
             found = self.drift()
             settings = self.settings
             self._slice_drifts = (
-                drift_by_slice(found, settings.slices.fields, settings.drift) if isinstance(found, Comparison) else ()
+                drift_by_slice(found, settings.slices.fields, settings.drift, [s.name for s in self.scorers])
+                if isinstance(found, Comparison)
+                else ()
             )
         return self._slice_drifts
 
@@ -317,6 +345,8 @@ def execute(
     candidates: Sequence[Probe] | None = None,
     arm: str = "",
     judged_as: BackendConfig | None = None,
+    factories: Callable[[BackendConfig], BackendFactory] | None = None,
+    prepare: Callable[[Probe], Probe] | None = None,
 ) -> RunRecord:
     """Generate and score `probes` (and their sweep and control variants), one backend for every stage, made by
     `factory`. A cache, backend or embedding model that cannot start fails every probe with the same message, in the
@@ -364,13 +394,16 @@ def execute(
     labeller = None
     if judge_settings.llm:
         judge_config = judge_settings.backend(judged_as or config)
-        judge_factory = factory_for(judge_config)
+        judge_factory = (factories or factory_for)(judge_config)
         judge_identity = judge_factory.identity(judge_config, policy.cache.digest) if policy is not None else ""
         judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config), judge_config.remote), judge_identity)
         labeller = judge_label(judge_config)
         known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
     stages = [Stage(*found) for found in _stages(settings, loaded, probes, candidates or probes, arm)]
+    if prepare is not None:
+        stages = [replace(done, probes=[prepare(p) for p in done.probes]) for done in stages]
+        probes = stages[0].probes
     mode = pii_mode(settings, judged_as)
     guarded = [guard(done.probes, mode) for done in stages]
     blocked = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -90,6 +91,17 @@ def _shard(value: str) -> tuple[int, int]:
     if not 1 <= k <= n:
         raise argparse.ArgumentTypeError(f"{value!r}: K must be between 1 and N")
     return k, n
+
+
+_METRIC_GATE = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*(>=|<=)\s*([-+]?(?:\d+\.?\d*|\.\d+))\s*")
+
+
+def metric_gate(text: str) -> tuple[str, str, float]:
+    """`politeness>=0.6` as (metric, comparison, threshold)."""
+    found = _METRIC_GATE.fullmatch(text)
+    if found is None:
+        raise SettingsError(f"--utg-gate {text!r}: expected METRIC>=X or METRIC<=X, e.g. politeness>=0.6")
+    return found.group(1), found.group(2), float(found.group(3))
 
 
 def _mapping(value: str) -> tuple[tuple[str, str], ...]:
@@ -175,8 +187,11 @@ OPTIONS: tuple[Option, ...] = (
         Option(
             "format",
             "format of the log files: auto recognises each file's from its first records (a .jsonl file no format "
-            "recognises is read as openai, line by line)",
-            _choice(*LOG_FORMATS),
+            "recognises is read as openai, line by line), or a format's name: "
+            + ", ".join(LOG_FORMATS[1:])
+            + ", or one "
+            "a plugin adds",
+            _text,
             "auto",
         ),
         Option(
@@ -325,6 +340,15 @@ OPTIONS: tuple[Option, ...] = (
             "gate: share of predictions labelled genuine follow-ups must reach this",
             _float_in(0.0, 1.0),
             0.0,
+        ),
+        Option(
+            "gate",
+            'gate the mean of any registered scorer\'s metric, e.g. "politeness>=0.6" (repeatable; >= or <=), as '
+            "utg::gate::<metric>",
+            default=(),
+            many=True,
+            metavar="METRIC>=X",
+            field="metrics",
         ),
         Option(
             "gate_on",
@@ -641,6 +665,12 @@ class GateSettings:
     min_probe_similarity: float | None = _default("gates", "min_probe_similarity")
     min_probe_lexical: float | None = _default("gates", "min_probe_lexical")
     min_probe_pass_rate: float = _default("gates", "min_probe_pass_rate")
+    metrics: tuple[str, ...] = _default("gates", "metrics")
+    """--utg-gate conditions, as written: see `metric_gate`."""
+
+    @property
+    def metric_gates(self) -> tuple[tuple[str, str, float], ...]:
+        return tuple(metric_gate(text) for text in self.metrics)
 
 
 @dataclass(frozen=True)
@@ -811,6 +841,8 @@ def build(values: dict[str, Any], rootdir: str = ".") -> Settings:
     drift = settings.drift
     if drift.live and drift.baseline is not None:
         raise SettingsError("give either --utg-baseline (a recorded arm) or --utg-compare-* (a live arm), not both")
+    for text in settings.gates.metrics:
+        metric_gate(text)
     for found in settings.slices.fields:
         if not found or any(not part for part in found.split(".")):
             raise SettingsError(f"--utg-slice {found!r}: a field is a dotted path such as domain or customer.tier")

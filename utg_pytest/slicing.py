@@ -288,9 +288,12 @@ class SliceDrift:
         return f"drift::{self.drift.metric}[{self.field}={self.value}]"
 
 
-def drift_by_slice(comparison: Comparison, fields: Sequence[str], settings: DriftSettings) -> tuple[SliceDrift, ...]:
-    """Each gated drift metric on each slice of each field (a pair's slice is the candidate's value)."""
-    from utg_pytest.baseline import DRIFT_METRICS, SEED, decide, measure
+def drift_by_slice(
+    comparison: Comparison, fields: Sequence[str], settings: DriftSettings, scorers: Sequence[str] = ()
+) -> tuple[SliceDrift, ...]:
+    """Each gated drift metric (of runs scored by `scorers`) on each slice of each field; a pair's slice is the
+    candidate's value."""
+    from utg_pytest.baseline import SEED, decide, drift_metrics, measure
 
     margins = dict(settings.max_drop)
     found: list[SliceDrift] = []
@@ -302,7 +305,7 @@ def drift_by_slice(comparison: Comparison, fields: Sequence[str], settings: Drif
         measured = [
             (value, measure(pairs, metric, margins.get(metric.name, metric.margin), settings.alpha, SEED))
             for value, pairs in ordered
-            for metric in DRIFT_METRICS
+            for metric in drift_metrics(scorers)
         ]
         tested = [i for i, (_, (_, p)) in enumerate(measured) if p is not None]
         adjusted = dict(zip(tested, stats.holm([measured[i][1][1] or 0.0 for i in tested]), strict=True))

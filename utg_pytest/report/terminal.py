@@ -153,7 +153,11 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
     if record.probes and header.settings.slices.gates:
         from utg_pytest.slicing import judge
 
-        verdicts += [slice_gate_line(v) for v in judge(record, header.settings.gates, header.settings.drift.alpha)]
+        judged = judge(record, header.settings.gates, header.settings.drift.alpha)
+        passed = sum(v.outcome == "pass" for v in judged)
+        verdicts += [f"PASS {passed} of {len(judged)} slice gates (the others follow)" if passed < len(judged)
+                     else f"PASS all {len(judged)} slice gates"]  # fmt: skip
+        verdicts += [slice_gate_line(v) for v in judged if v.outcome != "pass"]
     if quiet:
         return failure + verdicts
     settings = header.settings

@@ -37,3 +37,15 @@ def test_a_newer_format_and_an_old_results_file_are_refused(tmp_path: Path) -> N
     old.write_text(json.dumps({"schema_version": 1, "probe_id": "a::b::turn2"}) + "\n", encoding="utf-8")
     with pytest.raises(record_module.RecordError, match="not a utg run record"):
         record_module.read(old)
+
+
+def test_a_gz_record_is_compressed_reads_back_equal_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    found = arm([0.1 * (i % 7) for i in range(300)])
+    plain, packed = tmp_path / "r.jsonl", tmp_path / "r.jsonl.gz"
+    record_module.write(plain, found)
+    record_module.write(packed, found)
+    assert packed.stat().st_size < plain.stat().st_size / 4
+    assert record_module.read(packed) == found
+    packed.write_bytes(packed.read_bytes()[:100])
+    with pytest.raises(record_module.RecordError, match="damaged gzip"):
+        record_module.read(packed)

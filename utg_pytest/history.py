@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
     from utg_pytest.settings import DriftSettings
 
-SUFFIX = ".utg-run.jsonl"
+SUFFIX = ".utg-run.jsonl.gz"
 
 
 def save(directory: Path, record: RunRecord) -> Path:

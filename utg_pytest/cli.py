@@ -78,12 +78,13 @@ def _emit(text: str, output: str | None) -> None:
         sys.stdout.write(text)
 
 
-def _drift_settings(args: argparse.Namespace) -> DriftSettings:
+def _drift_settings(args: argparse.Namespace, scorers: Sequence[str] = ()) -> DriftSettings:
+    """The drift settings the flags give; margins may name the metrics of the runs' own scorers."""
     from utg_pytest.baseline import margin_problem
     from utg_pytest.settings import BY_NAME
 
     margins = tuple(BY_NAME["max_drop"].convert(args.max_drop)) if args.max_drop else ()
-    problem = margin_problem([name for name, _ in margins])
+    problem = margin_problem([name for name, _ in margins], scorers)
     if problem:
         raise RecordError(f"--max-drop: {problem}")
     return DriftSettings(max_drop=margins, alpha=args.alpha, inconclusive=args.inconclusive)
@@ -134,7 +135,7 @@ def report(args: argparse.Namespace) -> int:
         found = history.pop()
     else:
         raise RecordError("give a RECORD, or a run store with --history DIR")
-    settings = _drift_settings(args)
+    settings = _drift_settings(args, list(found.header.scorers))
     comparison = _judged(record_module.read(Path(args.baseline)), found, settings) if args.baseline else None
     _emit(_render(found, args.format, args.quiet, comparison, history, args.baseline or ""), args.output)
     return EXIT_FAILED if _status(found) == EXIT_FAILED or _drift_failed(comparison, settings) else EXIT_OK
@@ -151,8 +152,8 @@ def merge(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    settings = _drift_settings(args)
     base, new = record_module.read(Path(args.base)), record_module.read(Path(args.new))
+    settings = _drift_settings(args, list(new.header.scorers))
     comparison = _judged(base, new, settings)
     if args.format in ("markdown", "html"):
         _emit(_render(new, args.format, args.quiet, comparison), args.output)

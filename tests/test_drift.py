@@ -310,3 +310,20 @@ def test_the_embedded_model_against_itself_served_by_llama_cpp_server_shows_no_d
     root = pytester.path
     assert cli.main(["compare", str(root / "served.jsonl"), str(root / "embedded.jsonl"), "-q"]) == 0
     assert capsys.readouterr().out.splitlines() == gate_lines
+
+
+def test_a_registered_scorer_drifts_like_a_built_in_metric() -> None:
+    scorers = {"semantic": "cosine-1", "lexical": "token-sort-1", "politeness": "1"}
+
+    def polite(record: RunRecord, value: float) -> RunRecord:
+        return replace(record, probes=tuple(
+            replace(p, result=replace(p.result, scores={**p.result.scores, "politeness": value}))
+            for p in record.probes))  # fmt: skip
+
+    base = polite(arm([0.4] * 200, scorers=scorers), 0.9)
+    new = polite(arm([0.4] * 200, scorers=scorers), 0.5)
+    found = baseline.compare(base, new)
+    assert found.drift("politeness").verdict == "fail"
+    assert found.drift("politeness").label == "mean politeness"
+    assert baseline.margin_problem(["politeness"], scorers) is None
+    assert baseline.margin_problem(["politeness"]) is not None

@@ -43,7 +43,8 @@ def load(directory: Path, leave_out: RunRecord | None = None) -> list[RunRecord]
     being reported, which a run saved before its report would otherwise show twice."""
     if not directory.is_dir():
         raise RecordError(f"{directory}: no run store here (runs are saved with --utg-save-run {directory})")
-    found = [(record_module.read(path), path.name) for path in sorted(directory.glob(f"*{SUFFIX}"))]
+    paths = [path for path in sorted(directory.iterdir()) if path.name.endswith((SUFFIX, SUFFIX.removesuffix(".gz")))]
+    found = [(record_module.read(path), path.name) for path in paths]
     found.sort(key=lambda item: (item[0].header.created, item[1]))
     return [run for run, _ in found if leave_out is None or run != leave_out]
 

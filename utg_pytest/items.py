@@ -151,15 +151,22 @@ def gate_properties(verdict: Any) -> list[tuple[str, object]]:
     ]
 
 
-class GateItem(pytest.Item):
-    def __init__(self, *, gate: gates.Gate, run: Run, **kwargs: Any) -> None:
+class RunGateItem(pytest.Item):
+    """A gate judged over the run's record: the record is produced (once) before any such item runs."""
+
+    def __init__(self, *, run: Run, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.gate = gate
         self.run = run
         self.add_marker(MARKER)
 
     def setup(self) -> None:
         self.run.record()
+
+
+class GateItem(RunGateItem):
+    def __init__(self, *, gate: gates.Gate, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = gate
 
     def runtest(self) -> None:
         verdict = self.run.record().verdict(self.gate.name)
@@ -194,15 +201,10 @@ def drift_outcome(comparison: Comparison | str, metric: str, inconclusive: str) 
     return drift, None
 
 
-class DriftItem(pytest.Item):
-    def __init__(self, *, metric: str, run: Run, **kwargs: Any) -> None:
+class DriftItem(RunGateItem):
+    def __init__(self, *, metric: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metric = metric
-        self.run = run
-        self.add_marker(MARKER)
-
-    def setup(self) -> None:
-        self.run.record()
 
     def runtest(self) -> None:
         comparison = self.run.drift()
@@ -237,16 +239,8 @@ def slice_outcome(verdict: SliceVerdict | None) -> str | None:
     return f"{terminal.slice_gate_line(verdict)}\n(threshold set by {verdict.verdict.option})"
 
 
-class SliceGateItem(pytest.Item):
+class SliceGateItem(RunGateItem):
     """A run gate on one slice (--utg-slice-gates)."""
-
-    def __init__(self, *, run: Run, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.run = run
-        self.add_marker(MARKER)
-
-    def setup(self) -> None:
-        self.run.record()
 
     def runtest(self) -> None:
         verdict = next((v for v in self.run.slice_verdicts() if v.name == self.name), None)
@@ -271,16 +265,8 @@ def slice_drift_outcome(found: SliceDrift, inconclusive: str) -> str | None:
     return None
 
 
-class SliceDriftItem(pytest.Item):
+class SliceDriftItem(RunGateItem):
     """A drift gate on one slice (--utg-slice-gates with a baseline arm)."""
-
-    def __init__(self, *, run: Run, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.run = run
-        self.add_marker(MARKER)
-
-    def setup(self) -> None:
-        self.run.record()
 
     def runtest(self) -> None:
         found = next((d for d in self.run.slice_drifts() if d.name == self.name), None)

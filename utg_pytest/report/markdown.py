@@ -207,6 +207,21 @@ def needed(drift: Drift) -> str:
     return str(drift.needed) if drift.verdict == "inconclusive" and drift.needed else "-"
 
 
+def drift_numbers(drift: Drift) -> list[str]:
+    """A drift table's figures: baseline, candidate, change, interval, adjusted p, MDE, margin, n, probes needed."""
+    return [
+        number(drift.base),
+        number(drift.new),
+        number(drift.difference, True),
+        interval(drift.ci_low, drift.ci_high, True),
+        p_value(drift),
+        number(drift.mde),
+        allowed(drift),
+        str(drift.n),
+        needed(drift),
+    ]
+
+
 def allowed(drift: Drift) -> str:
     if drift.verdict == "reported":
         return "-"
@@ -367,15 +382,7 @@ def _drift_gates(record: RunRecord, comparison: Comparison) -> str:
         [
             f"`drift::{d.metric}`",
             MARK[drift_verdict(d, inconclusive)],
-            number(d.base),
-            number(d.new),
-            number(d.difference, True),
-            interval(d.ci_low, d.ci_high, True),
-            p_value(d),
-            number(d.mde),
-            allowed(d),
-            str(d.n),
-            needed(d),
+            *drift_numbers(d),
             escape(d.detail) if d.detail else "",
         ]
         for d in shown_drifts(comparison)

@@ -180,6 +180,12 @@ def test_slice_gates_fail_only_the_weak_slice_and_the_record_keeps_the_slices(
     shown = capsys.readouterr().out
     assert "by domain (4 slices" in shown
     assert "FAIL semantic_similarity[domain=billing]" in shown
+    assert cli.main(["report", str(pytester.path / "out.jsonl"), "--format", "json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [s["value"] for s in document["slices"]["domain"]] == ["billing", "support", "travel", slicing.NONE]
+    failing = [v["name"] for v in document["slice_verdicts"] if v["outcome"] == "fail"]
+    assert failing == ["semantic_similarity[domain=billing]"]
+    assert document["passed"] is False
 
 
 def test_drift_per_slice_finds_the_one_slice_that_got_worse_with_holm_across_metrics_and_slices() -> None:

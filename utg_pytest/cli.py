@@ -107,13 +107,31 @@ def _drift_failed(comparison: Comparison | None, settings: DriftSettings) -> boo
 
 
 def summary_document(record: RunRecord) -> dict[str, Any]:
-    """The run's figures and verdicts as JSON, for dashboards and scripts."""
-    return {
+    """The run's figures and verdicts, per slice too, and the probes it gets most wrong, as JSON for dashboards and
+    scripts."""
+    from utg_pytest import slicing
+
+    settings = record.header.settings
+    document: dict[str, Any] = {
         "run": {k: v for k, v in record_module.header_line(record).items() if k not in ("kind", "verdicts")},
         "figures": record_module.encode(record.figures),
         "verdicts": record_module.encode(record.verdicts),
-        "passed": record.passed,
+        "passed": slicing.passed(record),
     }
+    if settings.slices.fields:
+        document["slices"] = {
+            field: [{**record_module.encode(found), "small": found.small} for found in slicing.slices(record, field)]
+            for field in settings.slices.fields
+        }
+    if settings.slices.gates:
+        judged = slicing.judge(record, settings.gates, settings.drift.alpha)
+        document["slice_verdicts"] = [{"name": v.name, **record_module.encode(v)} for v in judged]
+    document["worst"] = [
+        {"probe_id": m.probe.probe_id, "score": m.score, "reference": m.reference, "reference_score": m.reference_score,
+         "gap": m.gap, "target": m.probe.target, "prediction": m.probe.result.prediction}
+        for m in slicing.worst(record, 20)
+    ]  # fmt: skip
+    return document
 
 
 def _status(record: RunRecord) -> int:

@@ -119,3 +119,17 @@ def test_a_large_log_takes_the_bulk_path_and_still_names_its_bad_line(pytester: 
     collected = [text for text in result.outlines if text.startswith("big.jsonl::c")]
     assert len(collected) == 3
     assert all(text.endswith("::turn2") for text in collected)
+
+
+def test_an_output_that_cannot_be_written_is_a_usage_error_before_any_generation(
+    pytester: pytest.Pytester, small_log: Path
+) -> None:
+    (pytester.path / "notes.txt").write_text("a file, not a folder\n")
+    (pytester.path / "reports").mkdir()
+    result = pytester.runpytest("--utg-logs", "logs.jsonl", "--utg-results", "notes.txt/run.jsonl", "--utg-html",
+                                "reports", "--utg-save-run", "notes.txt")  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot write the run's outputs: --utg-results */notes.txt/run.jsonl: */notes.txt "
+                                 "is a file, not a directory; --utg-html */reports: is a directory; --utg-save-run "
+                                 "*/notes.txt: is a file, not a directory"])  # fmt: skip
+    assert "generating predictions" not in result.stdout.str()

@@ -3,6 +3,7 @@ its reports (HTML, Markdown, GitHub's job summary), all rendered from the same r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,35 @@ from utg_pytest.record import RunRecord
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
     from utg_pytest.settings import Settings
+
+
+def unwritable(settings: Settings) -> list[str]:
+    """The output paths this run could not write, checked before any prediction is made: a typo in a results path
+    must not cost a whole run's generation."""
+    files = {
+        "--utg-results": settings.output.results,
+        "--utg-update-baseline": settings.drift.update_baseline,
+        "--utg-compare-results": settings.drift.compare_results,
+        "--utg-html": settings.output.html,
+        "--utg-markdown": settings.output.markdown,
+    }
+    found = [f"{flag} {path}: {why}" for flag, path in files.items() if path and (why := _why_not(Path(path), False))]
+    store = settings.output.save_run
+    if store and (why := _why_not(Path(store), True)):
+        found.append(f"--utg-save-run {store}: {why}")
+    return found
+
+
+def _why_not(path: Path, directory: bool) -> str | None:
+    if path.is_dir() != directory and path.exists():
+        return "is a directory" if path.is_dir() else "is a file, not a directory"
+    existing = path if path.exists() else next((p for p in path.parents if p.exists()), Path("."))
+    if not existing.is_dir() and existing != path:
+        return f"{existing} is a file, not a directory"
+    target = existing if existing.is_dir() else existing.parent
+    if not os.access(target, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"cannot write in {target}"
+    return None
 
 
 def write(

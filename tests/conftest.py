@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import socket
@@ -181,6 +182,15 @@ def _heavy_modules_imported_once(request: pytest.FixtureRequest) -> None:
         import phonenumbers  # noqa: F401
         import sentence_transformers  # noqa: F401
         import stdnum.luhn  # noqa: F401
+
+        # utg's own modules too: one first imported inside an inner run would come back as a second copy, whose
+        # exception classes the first copy's callers no longer catch.
+        for name in ("pipeline", "items", "extensions", "slicing", "history", "cli", "distributed", "report.outputs",
+                     "report.markdown", "report.html", "ingest.registry", "runner", "scoring.phase"):  # fmt: skip
+            importlib.import_module(f"utg_pytest.{name}")
+        from utg_pytest.ingest.registry import builtin_formats
+
+        builtin_formats()
 
 
 @pytest.fixture(autouse=True)

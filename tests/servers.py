@@ -69,11 +69,19 @@ class ParrotModel(ScriptedModel):
         self._send(200, chat_reply(body["messages"][-1]["content"]))
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """A listen backlog deeper than the standard library's 5: two xdist workers with 8 requests in flight each would
+    otherwise see a connection refused now and then on a loaded machine, and retry."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @contextmanager
 def serve(handler: type[ScriptedModel]) -> Iterator[str]:
     handler.requests = []
     handler.reset()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LoopbackServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -12,14 +12,22 @@ are no chat completion (embeddings) are skipped and counted; failed ones count o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.ingest.formats import Document, Record, RecordError, Skipped, convert, kind, read_records
+from utg_pytest.ingest.formats import (
+    Document,
+    DocumentFormat,
+    Record,
+    RecordError,
+    Skipped,
+    kind,
+    read_records,
+)
 from utg_pytest.ingest.rebuild import Call, first_choice, openai_messages, parse_iso, rebuild
-from utg_pytest.model import Conversation, LogError
+from utg_pytest.model import LogError
 
 SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
 """Metadata keys that name a conversation, in the order they are tried."""
@@ -150,16 +158,13 @@ def _is_call(record: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class ChatCallsFormat:
+class ChatCallsFormat(DocumentFormat):
     """Logs of chat-completion calls: LiteLLM, OpenAI stored completions, generic proxy lines."""
 
     name = "chat-calls"
 
-    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
-        return any(map(_is_call, head))
+    def recognises(self, record: Any) -> bool:
+        return _is_call(record)
 
     def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
         return _documents(path, name)
-
-    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
-        return convert(self.documents(path, name))

@@ -287,3 +287,22 @@ class OpenAIFormat:
 
     def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
         return read_jsonl(path, name)
+
+
+class DocumentFormat:
+    """The adapters that turn a file into native documents first (conversation dicts, validated as native lines
+    are): a file is theirs when one of its first records is, and reading it is converting its documents."""
+
+    name: str
+
+    def recognises(self, record: Any) -> bool:
+        raise NotImplementedError
+
+    def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
+        raise NotImplementedError
+
+    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
+        return any(map(self.recognises, head))
+
+    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
+        return convert(self.documents(path, name))

@@ -10,14 +10,14 @@ logged with `level: ERROR` is a failed call.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.ingest.formats import Document, RecordError, Skipped, convert, kind, read_records
+from utg_pytest.ingest.formats import Document, DocumentFormat, RecordError, Skipped, kind, read_records
 from utg_pytest.ingest.rebuild import Call, Message, first_choice, openai_message, openai_messages, parse_iso, rebuild
-from utg_pytest.model import Conversation, LogError
+from utg_pytest.model import LogError
 
 OBSERVATION_TYPES = frozenset(
     {"SPAN", "GENERATION", "EVENT", "AGENT", "TOOL", "CHAIN", "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL"}
@@ -126,16 +126,13 @@ def _is_langfuse(record: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class LangfuseFormat:
+class LangfuseFormat(DocumentFormat):
     """Langfuse API traces and blob-export observations."""
 
     name = "langfuse"
 
-    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
-        return any(map(_is_langfuse, head))
+    def recognises(self, record: Any) -> bool:
+        return _is_langfuse(record)
 
     def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
         return _documents(path, name)
-
-    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
-        return convert(self.documents(path, name))

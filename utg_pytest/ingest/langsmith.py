@@ -9,12 +9,20 @@ Messages come in LangChain's serialised forms (the `lc` constructor and `message
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.ingest.formats import Document, Record, RecordError, Skipped, convert, kind, read_records
+from utg_pytest.ingest.formats import (
+    Document,
+    DocumentFormat,
+    Record,
+    RecordError,
+    Skipped,
+    kind,
+    read_records,
+)
 from utg_pytest.ingest.rebuild import (
     ROLES,
     Call,
@@ -27,7 +35,7 @@ from utg_pytest.ingest.rebuild import (
     rebuild,
     tool_call,
 )
-from utg_pytest.model import Conversation, Location, LogError
+from utg_pytest.model import Location, LogError
 
 THREAD_KEYS = ("thread_id", "session_id", "conversation_id")
 """`extra.metadata` keys that name a LangSmith thread, in the order they are tried."""
@@ -235,16 +243,13 @@ def _is_langsmith(record: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class LangSmithFormat:
+class LangSmithFormat(DocumentFormat):
     """LangSmith runs, and LangChain chat-history table rows."""
 
     name = "langsmith"
 
-    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
-        return any(map(_is_langsmith, head))
+    def recognises(self, record: Any) -> bool:
+        return _is_langsmith(record)
 
     def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
         return _documents(path, name)
-
-    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
-        return convert(self.documents(path, name))

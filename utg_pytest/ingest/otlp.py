@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.ingest.formats import Document, Record, RecordError, Skipped, convert, kind, read_records
+from utg_pytest.ingest.formats import (
+    Document,
+    DocumentFormat,
+    Record,
+    RecordError,
+    Skipped,
+    kind,
+    read_records,
+)
 from utg_pytest.ingest.rebuild import (
     Call,
     Message,
@@ -34,7 +42,7 @@ from utg_pytest.ingest.rebuild import (
     role_of,
     tool_call,
 )
-from utg_pytest.model import Conversation, LogError
+from utg_pytest.model import LogError
 
 CHAT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 """`gen_ai.operation.name` values of model calls; others (`invoke_agent`, `execute_tool`, `embeddings`) are not."""
@@ -558,16 +566,13 @@ def _documents(path: Path, name: str) -> Iterator[Document | LogError]:
 
 
 @dataclass(frozen=True)
-class OtlpFormat:
+class OtlpFormat(DocumentFormat):
     """OTLP JSON traces and logs with GenAI, OpenLLMetry or OpenInference attributes."""
 
     name = "otlp"
 
-    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
-        return any(isinstance(r, dict) and ("resourceSpans" in r or "resourceLogs" in r) for r in head)
+    def recognises(self, record: Any) -> bool:
+        return isinstance(record, dict) and ("resourceSpans" in record or "resourceLogs" in record)
 
     def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
         return _documents(path, name)
-
-    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
-        return convert(self.documents(path, name))

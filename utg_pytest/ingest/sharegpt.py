@@ -10,14 +10,14 @@ so they are numbered per conversation (`call_1`, `call_2`, ...), each result ans
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utg_pytest.ingest.formats import Document, Record, RecordError, convert, kind, read_records
+from utg_pytest.ingest.formats import Document, DocumentFormat, Record, RecordError, kind, read_records
 from utg_pytest.ingest.rebuild import Message, make_tool_call
-from utg_pytest.model import Conversation, Location, LogError
+from utg_pytest.model import Location, LogError
 
 TAGS = {
     "system": "system",
@@ -140,16 +140,13 @@ def _is_sharegpt(record: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class ShareGptFormat:
+class ShareGptFormat(DocumentFormat):
     """ShareGPT-style datasets: `conversations` lists of `{from, value}` turns."""
 
     name = "sharegpt"
 
-    def sniff(self, path: Path, head: Sequence[Any]) -> bool:
-        return any(map(_is_sharegpt, head))
+    def recognises(self, record: Any) -> bool:
+        return _is_sharegpt(record)
 
     def documents(self, path: Path, name: str) -> Iterator[Document | LogError]:
         return _documents(path, name)
-
-    def read(self, path: Path, name: str) -> Iterator[Conversation | LogError]:
-        return convert(self.documents(path, name))

@@ -61,16 +61,17 @@ def write(
     if settings.drift.compare_results is not None and live_baseline is not None:
         record_module.write(Path(settings.drift.compare_results), live_baseline)
         written.append(Path(settings.drift.compare_results))
-    history: list[RunRecord] = []
-    if settings.output.save_run is not None:
-        from utg_pytest import history as history_module
-
-        store = Path(settings.output.save_run)
-        if store.is_dir():
-            history = history_module.load(store)
-        written.append(history_module.save(store, record))
     output = settings.output
     summary = step_summary if output.step_summary == "auto" and step_summary else None
+    reported = output.markdown is not None or summary is not None or output.html is not None
+    history: list[RunRecord] = []
+    if output.save_run is not None:
+        from utg_pytest import history as history_module
+
+        store = Path(output.save_run)
+        if reported and store.is_dir():
+            history = history_module.load(store)
+        written.append(history_module.save(store, record))
     if output.markdown is not None or summary is not None:
         from utg_pytest.report import markdown
 

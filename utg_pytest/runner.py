@@ -75,7 +75,12 @@ class CachePolicy:
     fingerprint: str
 
     def key(self, probe: Probe, generation: GenerationConfig, sample: int = 0) -> str:
-        sampling = {"temperature": generation.temperature, "max_tokens": generation.max_tokens, "seed": generation.seed}
+        sampling = {
+            "temperature": generation.temperature,
+            "max_tokens": generation.max_tokens,
+            "seed": generation.seed,
+            **generation.decoding(),
+        }
         return generation_key(self.identity, generation.prompt, self.fingerprint, probe, sampling, sample)
 
     def read(self, key: str) -> tuple[str, Generation] | None:
@@ -121,7 +126,12 @@ def sample_seed(generation: GenerationConfig, sample: int) -> int | None:
 async def _generate(
     backend: Backend, probe: Probe, generation: GenerationConfig, retries: int, limits: Limits, sample: int
 ) -> Attempted:
-    sampling = Sampling(generation.temperature, generation.max_tokens, sample_seed(generation, sample))
+    sampling = Sampling(
+        generation.temperature,
+        generation.max_tokens,
+        sample_seed(generation, sample),
+        tuple(generation.decoding().items()),
+    )
     started = time.perf_counter()
     attempts = 0
     worst_case = 0

@@ -26,6 +26,8 @@ class Sampling:
     temperature: float
     max_tokens: int
     seed: int | None
+    decoding: tuple[tuple[str, float], ...] = ()
+    """top_p, min_p and repeat_penalty where set (GenerationConfig.decoding); the backend's own defaults otherwise."""
 
 
 class Backend(Protocol):

@@ -119,6 +119,7 @@ class EmbeddedBackend:
                 max_tokens=sampling.max_tokens,
                 seed=seed,
                 response_format=structured,
+                **dict(sampling.decoding),
             )
             choice = out["choices"][0]
             text = choice["message"].get("content") or ""
@@ -130,6 +131,7 @@ class EmbeddedBackend:
                 temperature=sampling.temperature,
                 max_tokens=sampling.max_tokens,
                 seed=seed,
+                **dict(sampling.decoding),
             )
             choice = out["choices"][0]
             text = choice["text"]

@@ -141,7 +141,8 @@ def facts(record: RunRecord) -> list[tuple[str, str]]:
         (
             "generation",
             f"prompt {generation.prompt}, temperature {generation.temperature:g}, max tokens "
-            f"{generation.max_tokens}, samples {generation.samples}",
+            f"{generation.max_tokens}, samples {generation.samples}"
+            + "".join(f", {name.replace('_', ' ')} {value:g}" for name, value in generation.decoding().items()),
         ),
         ("embedding model", header.embedding_model),
         ("labeller", header.labeller),

@@ -29,7 +29,7 @@ def assert_same(path: Path) -> ingest.LoadedLogs:
     for one, other in zip(exact.logs, fast.logs, strict=True):
         assert (one.source, one.lines, one.ids) == (other.source, other.lines, other.ids)
         assert probe_columns(one) == probe_columns(other)
-        assert other.outline is not None
+        assert other.outline is not None or not other.lines
     assert list(fast.conversations()) == list(exact.conversations())
     return fast
 

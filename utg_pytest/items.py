@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -18,12 +18,18 @@ from utg_pytest import gates
 from utg_pytest.model import LogError, Probe
 from utg_pytest.pipeline import Run
 from utg_pytest.report import terminal
+from utg_pytest.safe_text import node_part, printable
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison, Drift
     from utg_pytest.slicing import SliceDrift, SliceVerdict
 
 MARKER = "utg"
+
+
+def fail(message: str) -> NoReturn:
+    """Fail an item with log text made safe for the terminal and JUnit XML (escapes shown, not run)."""
+    pytest.fail(printable(message), pytrace=False)
 
 
 class LogFile(pytest.File):
@@ -37,7 +43,7 @@ class LogFile(pytest.File):
             if probe.source == self.nodeid:
                 by_conversation.setdefault(probe.conversation_id, []).append(probe)
         for conversation_id, probes in by_conversation.items():
-            yield ConversationNode.from_parent(self, name=conversation_id, probes=probes, run=self.run)
+            yield ConversationNode.from_parent(self, name=node_part(conversation_id), probes=probes, run=self.run)
         if self.run.settings.logs.strict:
             for error in self.run.loaded.errors:
                 # Records left out on purpose (an embedding call in a proxy log) are counted, not failed.
@@ -66,9 +72,9 @@ class ProbeItem(pytest.Item):
     def setup(self) -> None:
         found = self.run.record_for(self.probe.id).probe(self.probe.id)
         if found is None:
-            pytest.fail(terminal.probe_error(self.probe, "the generation phase did not run"), pytrace=False)
+            fail(terminal.probe_error(self.probe, "the generation phase did not run"))
         if not found.result.ok:
-            pytest.fail(terminal.probe_error(self.probe, found.result.error or ""), pytrace=False)
+            fail(terminal.probe_error(self.probe, found.result.error or ""))
 
     def runtest(self) -> None:
         found = self.run.record_for(self.probe.id).probe(self.probe.id)
@@ -79,10 +85,10 @@ class ProbeItem(pytest.Item):
         pass_rate = self.run.settings.gates.min_probe_pass_rate
         shortfalls = gates.probe_shortfalls(result, found.thresholds, pass_rate)
         if shortfalls:
-            pytest.fail(terminal.probe_failure(found, shortfalls), pytrace=False)
+            fail(terminal.probe_failure(found, shortfalls))
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.probe.line - 1, f"{self.probe.conversation_id} turn {self.probe.turn}"
+        return self.path, self.probe.line - 1, f"{node_part(self.probe.conversation_id)} turn {self.probe.turn}"
 
 
 class LogLineItem(pytest.Item):
@@ -94,7 +100,7 @@ class LogLineItem(pytest.Item):
         self.add_marker(MARKER)
 
     def runtest(self) -> None:
-        pytest.fail(terminal.log_error(self.error), pytrace=False)
+        fail(terminal.log_error(self.error))
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.error.line - 1, f"{self.error.unit} {self.error.line}"
@@ -116,6 +122,14 @@ class GateGroup(pytest.Collector):
 
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.run.settings
+        if not self.run.loaded.unsharded:
+            from utg_pytest.pipeline import header_only
+            from utg_pytest.record import RunRecord
+
+            accounted = terminal.accounting(RunRecord(header_only(self.run), ()))
+            message = f"the logs hold no probe (a non-blank user turn right after an assistant turn); {accounted}"
+            yield ProblemItem.from_parent(self, name="logs", message=message, what="logs")
+            return
         for gate in gates.run_gates(settings.gates, settings.controls.control == "shuffle"):
             yield GateItem.from_parent(self, name=gate.name, gate=gate, run=self.run)
         if settings.slices.gates:
@@ -139,7 +153,7 @@ class GateGroup(pytest.Collector):
                             name = f"drift::{metric.name}[{field}={value}]"
                             yield SliceDriftItem.from_parent(self, name=name, run=self.run)
         elif self.missing_baseline is not None and settings.drift.require_baseline:
-            yield MissingBaselineItem.from_parent(self, name="drift::baseline", message=self.missing_baseline)
+            yield ProblemItem.from_parent(self, name="drift::baseline", message=self.missing_baseline, what="baseline")
 
 
 def gate_properties(verdict: Any) -> list[tuple[str, object]]:
@@ -172,7 +186,7 @@ class GateItem(RunGateItem):
         verdict = self.run.record().verdict(self.gate.name)
         self.user_properties += gate_properties(verdict)
         if not verdict.passed:
-            pytest.fail(terminal.gate_failure(verdict), pytrace=False)
+            fail(terminal.gate_failure(verdict))
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"gate {self.gate.name}"
@@ -213,9 +227,9 @@ class DriftItem(RunGateItem):
         if drift is not None:
             self.user_properties += drift_properties(drift)
             if drift.verdict == "inconclusive" and failure is None:
-                warnings.warn(UtgDriftWarning(terminal.drift_line(drift)), stacklevel=1)
+                warnings.warn(UtgDriftWarning(printable(terminal.drift_line(drift))), stacklevel=1)
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
+            fail(failure)
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"drift gate {self.metric}"
@@ -248,10 +262,10 @@ class SliceGateItem(RunGateItem):
             pytest.skip("no probe of this slice was run")
         self.user_properties += slice_properties(verdict)
         if verdict.outcome == "inconclusive":
-            warnings.warn(UtgSliceWarning(terminal.slice_gate_line(verdict)), stacklevel=1)
+            warnings.warn(UtgSliceWarning(printable(terminal.slice_gate_line(verdict))), stacklevel=1)
         failure = slice_outcome(verdict)
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
+            fail(failure)
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"slice gate {self.name}"
@@ -275,27 +289,29 @@ class SliceDriftItem(RunGateItem):
         self.user_properties += [*drift_properties(found.drift), ("utg_slice_family", found.family)]
         failure = slice_drift_outcome(found, self.run.settings.drift.inconclusive)
         if found.drift.verdict == "inconclusive" and failure is None:
-            warnings.warn(UtgDriftWarning(terminal.slice_drift_line(found)), stacklevel=1)
+            warnings.warn(UtgDriftWarning(printable(terminal.slice_drift_line(found))), stacklevel=1)
         if failure is not None:
-            pytest.fail(failure, pytrace=False)
+            fail(failure)
 
     def reportinfo(self) -> tuple[str, None, str]:
         return "utg", None, f"slice drift gate {self.name}"
 
 
-class MissingBaselineItem(pytest.Item):
-    """--utg-require-baseline and no baseline file: a failing gate of its own."""
+class ProblemItem(pytest.Item):
+    """A run that cannot be judged, as one failing test of its own instead of gates that all fail for one reason:
+    --utg-require-baseline and no baseline file, or logs that hold no probe at all."""
 
-    def __init__(self, *, message: str, **kwargs: Any) -> None:
+    def __init__(self, *, message: str, what: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.message = message
+        self.what = what
         self.add_marker(MARKER)
 
     def runtest(self) -> None:
-        pytest.fail(self.message, pytrace=False)
+        fail(self.message)
 
     def reportinfo(self) -> tuple[str, None, str]:
-        return "utg", None, "baseline"
+        return "utg", None, self.what
 
 
 GATE_GROUP = "utg::gate"

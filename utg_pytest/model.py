@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from utg_pytest.safe_text import clip
+
 
 @dataclass(frozen=True)
 class Message:
@@ -100,9 +102,11 @@ class LogError:
         return self.count > 0
 
     def describe(self) -> str:
-        where = self.pointer or "(root)"
-        place = Location(self.source, self.line, self.record, self.unit).describe()
-        return f"{place}: {where}: {self.reason}"
+        """Where and what, each part cut to a readable length: a reason may quote a value from the log."""
+        where = clip(self.pointer, 200) or "(root)"
+        record = clip(self.record, 120) if self.record is not None else None
+        place = Location(self.source, self.line, record, self.unit).describe()
+        return f"{place}: {where}: {clip(self.reason, 400)}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from utg_pytest import __version__, ingest
 from utg_pytest.model import LogError, LogFile, Message, Probe, ProbeResult
 from utg_pytest.probes import ProbeSet, build_probes, shard_of
+from utg_pytest.safe_text import node_part
 from utg_pytest.scoring.labels import HEURISTIC, VERSION
 from utg_pytest.settings import BackendConfig, DriftSettings, GenerationConfig, Settings
 
@@ -36,11 +37,13 @@ HEURISTIC_LABELLER = f"{HEURISTIC}-{VERSION}"
 
 
 def display_name(path: Path, rootdir: Path) -> str:
-    """How a log file is named in node ids and messages: relative to the rootdir when inside it."""
+    """How a log file is named in node ids and messages: relative to the rootdir when inside it, made safe as a node
+    id part (a file named with `::` would split its node id)."""
     try:
-        return path.relative_to(rootdir.resolve()).as_posix()
+        name = path.relative_to(rootdir.resolve()).as_posix()
     except ValueError:
-        return path.as_posix()
+        name = path.as_posix()
+    return node_part(name)
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,14 @@ def load(settings: Settings, formats: Sequence[LogFormat] | None = None) -> Load
     names = {path: display_name(path, rootdir) for path in paths}
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="utg-digest") as pool:
         digests = [pool.submit(file_digest, path) for path in paths]
-        loaded = ingest.load(paths, names, log_format=logs.format, formats=known)
+        loaded = ingest.load(paths, names, log_format=logs.format, formats=known, max_line_bytes=logs.max_line_bytes)
         probes = build_probes(
             loaded.logs,
             mode=logs.probe,
             max_probes=logs.max_probes,
             seed=logs.sample_seed,
             max_context_turns=logs.max_context_turns,
+            max_context_chars=logs.max_context_chars,
         )
         files = tuple(
             LogFile(names[path], digest.result(), path.stat().st_size)
@@ -552,6 +556,8 @@ def _record(
         probes_in_shard=len(loaded.probes),
         pii=pii or {},
         pii_conversations=pii_conversations,
+        conversations=sum(len(log.lines) for log in loaded.unsharded.logs),
+        conversations_with_probes=loaded.unsharded.conversations_with_probes(),
     )
     return RunRecord(header, tuple(records), failure)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from utg_pytest import settings as settings_module
+from utg_pytest.safe_text import printable
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
@@ -202,7 +203,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if run.settings.limits.dry_run:
         for line in terminal.dry_run(run.plan(), run.settings):
             if reporter is not None:
-                reporter.write_line(line)
+                reporter.write_line(printable(line, newlines=False))
         return True
     if run.selected:
         config.stash[RECORD_KEY] = run.record(_progress(reporter) if reporter is not None else None)
@@ -250,8 +251,6 @@ def _shown_record(config: pytest.Config) -> RunRecord | None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or run.settings.limits.dry_run or config.option.collectonly:
         return None
-    if not run.loaded.probes and not run.loaded.errors:
-        return None
     from utg_pytest.pipeline import header_only
     from utg_pytest.record import RunRecord
 
@@ -274,7 +273,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     terminalreporter.write_sep("=", "utg summary")
     for line in lines:
-        terminalreporter.write_line(line)
+        terminalreporter.write_line(printable(line, newlines=False))
 
 
 def _drift_lines(config: pytest.Config, record: RunRecord, quiet: bool) -> list[str]:

@@ -7,17 +7,19 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, overload
 
 from utg_pytest.ingest import no_cycle_collection
 from utg_pytest.model import Conversation, LogIndex, Message, Probe
+from utg_pytest.safe_text import node_part
 
 THRESHOLD_KEYS = ("min_probe_similarity", "min_probe_lexical")
 
 
 def probe_id(source: str, conversation_id: str, turn: int) -> str:
-    return f"{source}::{conversation_id}::turn{turn}"
+    return f"{source}::{node_part(conversation_id)}::turn{turn}"
 
 
 def shard_of(probe_id: str, shards: int) -> int:
@@ -38,13 +40,31 @@ def _is_dialogue(message: Message) -> bool:
     return message.role in ("system", "user") or (message.role == "assistant" and bool(message.text.strip()))
 
 
-def truncate(context: Sequence[Message], max_turns: int | None) -> tuple[Message, ...]:
-    """Keep system messages and the last `max_turns` other messages."""
-    if max_turns is None:
-        return tuple(context)
+def truncate(context: Sequence[Message], max_turns: int = 0, max_chars: int = 0) -> tuple[Message, ...]:
+    """Keep system messages and the last `max_turns` other messages (0: all), then as many of those, newest first,
+    as fit in `max_chars` characters (0: no limit): a 4,000-turn thread is not sent whole for each of its probes. A
+    system message over a quarter of `max_chars` keeps its beginning; the oldest message kept keeps its end, where it
+    meets the rest of the conversation. The last message is always kept, cut if it must be."""
     others = [i for i, m in enumerate(context) if m.role != "system"]
-    keep = set(others[-max_turns:])
-    return tuple(m for i, m in enumerate(context) if m.role == "system" or i in keep)
+    keep = set(others[-max_turns:] if max_turns else others)
+    kept = [m for i, m in enumerate(context) if m.role == "system" or i in keep]
+    if not max_chars or sum(len(m.text) for m in kept) <= max_chars:
+        return tuple(kept)
+    system_budget = max_chars // 4
+    cut: dict[int, Message] = {}
+    for index, message in enumerate(kept):
+        if message.role == "system":
+            cut[index] = replace(message, text=message.text[:system_budget])
+    room = max(max_chars - sum(len(m.text) for m in cut.values()), max_chars // 2)
+    for index in reversed(range(len(kept))):
+        message = kept[index]
+        if message.role == "system":
+            continue
+        if room <= 0:
+            break
+        cut[index] = message if len(message.text) <= room else replace(message, text=message.text[-room:])
+        room -= len(message.text)
+    return tuple(cut[index] for index in sorted(cut))
 
 
 def _probe_points(dialogue: Sequence[Message]) -> Iterator[tuple[int, int]]:
@@ -111,7 +131,9 @@ def probe_columns(log: LogIndex) -> tuple[list[int], list[int]]:
     return [p for p in ordered for _ in by_position[p]], [t for p in ordered for t in by_position[p]]
 
 
-def conversation_probes(conversation: Conversation, max_context_turns: int | None = None) -> list[Probe]:
+def conversation_probes(
+    conversation: Conversation, max_context_turns: int = 0, max_context_chars: int = 0
+) -> list[Probe]:
     thresholds = _thresholds(conversation.metadata)
     dialogue = [m for m in conversation.messages if _is_dialogue(m)]
     return [
@@ -121,7 +143,7 @@ def conversation_probes(conversation: Conversation, max_context_turns: int | Non
             line=conversation.line,
             conversation_id=conversation.id,
             turn=turn,
-            context=truncate(dialogue[:index], max_context_turns),
+            context=truncate(dialogue[:index], max_context_turns, max_context_chars),
             target=dialogue[index].text,
             thresholds=thresholds,
             metadata=conversation.metadata,
@@ -140,18 +162,27 @@ class ProbeSet(Sequence[Probe]):
     def __init__(
         self,
         logs: Sequence[LogIndex],
-        max_context_turns: int | None = None,
+        context_limits: tuple[int, int] = (0, 0),
         chosen: Sequence[Sequence[int]] | None = None,
         columns: Sequence[tuple[list[int], list[int]]] | None = None,
     ) -> None:
         self._logs = tuple(logs)
-        self._max_context_turns = max_context_turns
+        self._context_limits = context_limits
+        """Messages and characters of context a probe keeps (0: no limit)."""
         self._columns = tuple(columns) if columns is not None else tuple(probe_columns(log) for log in self._logs)
         """Per log: each probe's conversation position and turn."""
         self._chosen = tuple(chosen) if chosen is not None else tuple(range(len(c[0])) for c in self._columns)
 
     def __len__(self) -> int:
         return sum(map(len, self._chosen))
+
+    @property
+    def logs(self) -> tuple[LogIndex, ...]:
+        return self._logs
+
+    def conversations_with_probes(self) -> int:
+        """Conversations of the logs with at least one probe, before any selection."""
+        return sum(len(set(where)) for where, _ in self._columns)
 
     @overload
     def __getitem__(self, index: int) -> Probe: ...
@@ -171,7 +202,7 @@ class ProbeSet(Sequence[Probe]):
         with no_cycle_collection():
             for log, (where, turns), chosen in zip(self._logs, self._columns, self._chosen, strict=True):
                 for position, picked in itertools.groupby(chosen, key=where.__getitem__):
-                    found = {p.turn: p for p in conversation_probes(log.read(position), self._max_context_turns)}
+                    found = {p.turn: p for p in conversation_probes(log.read(position), *self._context_limits)}
                     probes += [found[turns[k]] for k in picked]
         return probes
 
@@ -183,7 +214,7 @@ class ProbeSet(Sequence[Probe]):
         return found
 
     def _keep(self, chosen: Iterable[Sequence[int]]) -> ProbeSet:
-        return ProbeSet(self._logs, self._max_context_turns, [list(c) for c in chosen], self._columns)
+        return ProbeSet(self._logs, self._context_limits, [list(c) for c in chosen], self._columns)
 
     def last_per_conversation(self) -> ProbeSet:
         def last(where: list[int], chosen: Sequence[int]) -> list[int]:
@@ -222,11 +253,12 @@ def build_probes(
     mode: str = "all",
     max_probes: int | None = None,
     seed: int = 0,
-    max_context_turns: int | None = None,
+    max_context_turns: int = 0,
+    max_context_chars: int = 0,
 ) -> ProbeSet:
     """All probes in log order, optionally thinned to the last per conversation and to a sample (sharding, which
     comes after, is the caller's)."""
-    probes = ProbeSet(logs, max_context_turns)
+    probes = ProbeSet(logs, (max_context_turns, max_context_chars))
     if mode == "last":
         probes = probes.last_per_conversation()
     if max_probes is not None:

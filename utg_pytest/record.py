@@ -91,6 +91,10 @@ class RunHeader:
     """Personal data the guard found in what would have been sent, by kind (never the values)."""
     pii_conversations: int = 0
     """Conversations it was found in."""
+    conversations: int = 0
+    """Valid conversations in the logs, so the summary can account for every record read."""
+    conversations_with_probes: int = 0
+    """Of those, the ones with a probe: a non-blank user turn right after an assistant turn."""
 
     @property
     def metrics(self) -> tuple[str, ...]:

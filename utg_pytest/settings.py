@@ -238,8 +238,25 @@ OPTIONS: tuple[Option, ...] = (
         ),
         Option(
             "max_context_turns",
-            "keep only the last N messages of context (system messages are always kept)",
-            _int_at_least(1),
+            "keep only the last N messages of context (system messages are always kept; 0 keeps all): a long "
+            "thread is not re-sent whole for each of its probes",
+            _int_at_least(0),
+            50,
+            metavar="N",
+        ),
+        Option(
+            "max_context_chars",
+            "keep only as many of the last messages of context as fit in N characters (the oldest message kept "
+            "is cut to fit; system messages count and are cut to a quarter of N; 0: no limit)",
+            _int_at_least(0),
+            32_000,
+            metavar="N",
+        ),
+        Option(
+            "max_line_bytes",
+            "a log line longer than this is reported as invalid without being read into memory",
+            _int_at_least(1024),
+            16 * 2**20,
             metavar="N",
         ),
     ),
@@ -290,6 +307,26 @@ OPTIONS: tuple[Option, ...] = (
             metavar="N",
         ),
         Option("samples", "predictions per probe", _int_at_least(1), 1, metavar="K"),
+        Option(
+            "top_p",
+            "nucleus sampling: keep the most likely tokens up to this probability mass (default: the backend's)",
+            _float_in(0.0, 1.0),
+            metavar="P",
+        ),
+        Option(
+            "min_p",
+            "drop tokens less likely than this share of the most likely one (default: the backend's; sent to "
+            "endpoints as the llama.cpp and vLLM extension)",
+            _float_in(0.0, 1.0),
+            metavar="P",
+        ),
+        Option(
+            "repeat_penalty",
+            "divide the odds of tokens already in the prompt or output by this (1 is none; default: the "
+            "backend's; sent to endpoints as the llama.cpp extension)",
+            _float_in(0.5, 2.0),
+            metavar="X",
+        ),
     ),
     *_section(
         "limits",
@@ -604,7 +641,9 @@ class LogSettings:
     max_probes: int | None = _default("logs", "max_probes")
     sample_seed: int = _default("logs", "sample_seed")
     shard: tuple[int, int] | None = _default("logs", "shard")
-    max_context_turns: int | None = _default("logs", "max_context_turns")
+    max_context_turns: int = _default("logs", "max_context_turns")
+    max_context_chars: int = _default("logs", "max_context_chars")
+    max_line_bytes: int = _default("logs", "max_line_bytes")
 
 
 @dataclass(frozen=True)
@@ -636,6 +675,15 @@ class GenerationConfig:
     max_tokens: int = _default("generation", "max_tokens")
     seed: int | None = _default("generation", "seed")
     samples: int = _default("generation", "samples")
+    top_p: float | None = _default("generation", "top_p")
+    min_p: float | None = _default("generation", "min_p")
+    repeat_penalty: float | None = _default("generation", "repeat_penalty")
+
+    def decoding(self) -> dict[str, float]:
+        """The decoding options that were set, as the backends and the cache key take them: an unset option is
+        absent, so caches and records from before these options existed still match."""
+        chosen = {"top_p": self.top_p, "min_p": self.min_p, "repeat_penalty": self.repeat_penalty}
+        return {name: value for name, value in chosen.items() if value is not None}
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,36 @@ CHATML = (
 )
 
 _SENTINEL = "\x00utg-user-turn\x00"
+"""Where the template strategy cuts the rendered prompt. Message text never holds a NUL (see `neutral`), so log text
+cannot move the cut."""
+
+PROMPT_REVISION = 2
+"""How log text is placed in prompts; part of every strategy's fingerprint, so a change re-asks cached answers."""
+
+_CONTROL_TOKEN = re.compile("<[|\uff5c][^<>\\s]{1,40}[|\uff5c]>")
+"""Special-token spellings (`<|im_start|>`, `<|eot_id|>`, and DeepSeek's with a full-width bar): a server that renders
+the chat template parses them in message text as tokens, so a logged message could forge a turn."""
+_MARKUP = re.compile(r"<\s*/?\s*[A-Za-z_][\w-]{0,30}\s*/?>|\[/?[A-Z][A-Z_]{1,20}\]")
+"""Tag-like markers (`</s>`, `<start_of_turn>`, `[INST]`) a template may use; taken from a template's own output."""
+_TRANSCRIPT_TAG = re.compile(r"<(\s*/?\s*transcript)", re.IGNORECASE)
+
+
+def _defuse(token: str) -> str:
+    """The token as plain text: a space after its first character, so no tokenizer reads it as the marker."""
+    return f"{token[0]} {token[1:]}"
+
+
+def neutral(text: str, markers: frozenset[str] = frozenset()) -> str:
+    """Message text that cannot change a prompt's structure: NULs dropped, special tokens and the template's own
+    `markers` defused. Text without them (all normal logs) is unchanged."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if "<" in text:
+        text = _CONTROL_TOKEN.sub(lambda m: _defuse(m.group()), text)
+    for marker in markers:
+        if marker in text:
+            text = text.replace(marker, _defuse(marker))
+    return text
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,23 @@ class ChatTemplate:
         self._template = env.from_string(source)
         self._bos = bos_token
         self._eos = eos_token
+        self.markers = self._markers()
+
+    def _markers(self) -> frozenset[str]:
+        """The tag-like markers the template writes around messages, found by rendering a skeleton conversation:
+        log text holding one would read as structure in a raw completion prompt."""
+        skeleton = [{"role": role, "content": _SENTINEL} for role in ("system", "user", "assistant", "user")]
+        found = {token for token in (self._bos, self._eos) if token}
+        # Some templates refuse a system message, or any conversation not shaped their way; the error is theirs to
+        # raise when a real conversation is rendered.
+        for conversation in (skeleton, skeleton[1:]):
+            try:
+                rendered = self.render(conversation, add_generation_prompt=True)
+            except Exception:
+                continue
+            found.update(m.group() for part in rendered.split(_SENTINEL) for m in _MARKUP.finditer(part))
+            break
+        return frozenset(found)
 
     def render(self, messages: Sequence[dict[str, str]], add_generation_prompt: bool = False) -> str:
         return self._template.render(
@@ -87,20 +134,25 @@ class ChatTemplate:
         return head, stops
 
 
-def _dialogue(context: Sequence[Message]) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.text} for m in context]
+def _dialogue(context: Sequence[Message], markers: frozenset[str]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": neutral(m.text, markers)} for m in context]
 
 
 def roleswap(context: Sequence[Message]) -> Request:
     swapped = {"user": "assistant", "assistant": "user"}
     messages = [{"role": "system", "content": ROLESWAP_SYSTEM}]
-    messages += [{"role": swapped[m.role], "content": m.text} for m in context if m.role in swapped]
+    messages += [{"role": swapped[m.role], "content": neutral(m.text)} for m in context if m.role in swapped]
     return Request(messages=tuple(messages))
 
 
+def _data(text: str) -> str:
+    return _TRANSCRIPT_TAG.sub(lambda tag: "\u2039" + tag.group(1), neutral(text))
+
+
 def transcript(context: Sequence[Message]) -> str:
+    """The conversation as the instruct prompt's data block; a logged `</transcript>` cannot close it early."""
     labels = {"system": "SYSTEM (the assistant's instructions)", "user": "USER", "assistant": "ASSISTANT"}
-    return "\n\n".join(f"{labels.get(m.role, m.role.upper())}: {m.text}" for m in context)
+    return "\n\n".join(f"{labels.get(m.role, m.role.upper())}: {_data(m.text)}" for m in context)
 
 
 def instruct(context: Sequence[Message]) -> Request:
@@ -109,14 +161,14 @@ def instruct(context: Sequence[Message]) -> Request:
 
 
 def template(context: Sequence[Message], chat_template: ChatTemplate) -> Request:
-    prompt, stops = chat_template.open_user_turn(_dialogue(context))
+    prompt, stops = chat_template.open_user_turn(_dialogue(context, chat_template.markers))
     return Request(prompt=prompt, stops=stops)
 
 
 def fingerprint(strategy: str, chat_template_source: str | None = None) -> str:
     """The fixed text a strategy adds around the conversation, so editing an instruction invalidates cached answers."""
     fixed = {"roleswap": ROLESWAP_SYSTEM, "instruct": INSTRUCT_TEMPLATE}.get(strategy, chat_template_source or "")
-    return hashlib.sha256(f"{strategy}\x00{fixed}".encode()).hexdigest()
+    return hashlib.sha256(f"{strategy}\x00{PROMPT_REVISION}\x00{fixed}".encode()).hexdigest()
 
 
 def build_request(probe: Probe, strategy: str, chat_template: ChatTemplate | None) -> Request:

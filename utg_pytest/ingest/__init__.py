@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from utg_pytest.ingest.formats import IndexedFormat, LogFormat
-from utg_pytest.ingest.jsonl import parse_line, read_jsonl
+from utg_pytest.ingest.jsonl import MAX_LINE_BYTES, array_error, opens_array, oversized, parse_line, read_jsonl
 from utg_pytest.model import Conversation, LogError, LogIndex
 
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -60,6 +60,22 @@ def is_log_file(path: Path, suffixes: tuple[str, ...] = LOG_SUFFIXES) -> bool:
     return path.is_file() and path.name.endswith(suffixes)
 
 
+def walk(directory: Path) -> Iterator[Path]:
+    """Every file under a directory, following symlinked directories (a log folder is often assembled from links)
+    but entering each real directory once, so a link back up the tree does not loop."""
+    import os
+
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs.sort()
+        yield from (Path(root) / name for name in files)
+
+
 def resolve_paths(specs: Iterable[str], suffixes: tuple[str, ...] = LOG_SUFFIXES) -> list[Path]:
     """Expand each spec to log files, in a stable order, each file once. A directory or glob takes the files whose
     names end in one of `suffixes`; a file named outright is taken whatever its name."""
@@ -67,7 +83,7 @@ def resolve_paths(specs: Iterable[str], suffixes: tuple[str, ...] = LOG_SUFFIXES
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*") if is_log_file(p, suffixes))
+            matches = sorted(p for p in walk(path) if is_log_file(p, suffixes))
         elif path.is_file():
             matches = [path]
         else:
@@ -85,6 +101,7 @@ def load(
     bulk_from: int = BULK_FROM_BYTES,
     log_format: str = "openai",
     formats: Sequence[LogFormat] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> LoadedLogs:
     """Read every file; `display` maps a file to the name used in node ids and messages (default: its path).
     `log_format` names the format of every file, or is "auto" to recognise each file's from its first records
@@ -101,7 +118,9 @@ def load(
                 continue
             if chosen.name == "openai":
                 reader = _load_bulk if path.stat().st_size >= bulk_from else _load_exact
-                log, found = reader(path, name)
+                log, found = reader(path, name, max_line_bytes)
+                if found and opens_array(path):
+                    log, found = index_conversations(name, []), [array_error(name, found)]
             elif isinstance(chosen, IndexedFormat):
                 log, found = chosen.index(path, name)
             else:
@@ -170,10 +189,10 @@ def index_conversations(name: str, conversations: Sequence[Conversation]) -> Log
     return LogIndex(name, [c.line for c in kept], [c.id for c in kept], kept.__getitem__)
 
 
-def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
+def _load_exact(path: Path, name: str, max_line_bytes: int) -> tuple[LogIndex, list[LogError]]:
     by_line: dict[int, Conversation] = {}
     errors: list[LogError] = []
-    for item in read_jsonl(path, name):
+    for item in read_jsonl(path, name, max_line_bytes):
         if isinstance(item, LogError):
             errors.append(item)
         else:
@@ -183,18 +202,24 @@ def _load_exact(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
     return index_conversations(name, [by_line[line] for line in kept]), errors
 
 
-def _load_bulk(path: Path, name: str) -> tuple[LogIndex, list[LogError]]:
+def _load_bulk(path: Path, name: str, max_line_bytes: int) -> tuple[LogIndex, list[LogError]]:
     """Plain lines are outlined by the bulk scan; the others are parsed exactly now (their errors are reported) and
     kept. Of two lines with one id, the later is reported and dropped."""
     import polars as pl
 
     from utg_pytest.ingest import bulk
 
-    scan = bulk.scan(path)
+    scan = bulk.scan(path, max_line_bytes)
     kept: dict[int, Conversation] = {}
     errors: list[LogError] = []
+    if scan.damage is not None:
+        errors.append(LogError(name, scan.damage[0], "", scan.damage[1]))
     for number in scan.others:
-        parsed = parse_line(scan.read(number), name, number)
+        raw = scan.read(number)
+        size = len(raw.rstrip(b"\n"))
+        parsed = (
+            parse_line(raw, name, number) if size <= max_line_bytes else oversized(name, number, size, max_line_bytes)
+        )
         if isinstance(parsed, LogError):
             errors.append(parsed)
         elif parsed is not None:

@@ -26,21 +26,26 @@ import gzip
 import io
 import mmap
 import re
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from utg_pytest.ingest.jsonl import GZIP_DAMAGE, MAX_LINE_BYTES, gzip_damage
+
 W = r"[ \t\r\n]*"
 _KEY_CHAR = r'[^"\\\x00-\x1f]'
-_ESCAPE = r'\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})'
+_ESCAPE = r'\\(?:["\\/bfnrt]|u(?:[0-9a-cA-CefEF][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))'
+"""JSON's escapes, less the UTF-16 surrogates: a line holding one takes the exact parser, which rejects lone ones."""
 _CHAR = rf"(?:{_KEY_CHAR}|{_ESCAPE})"
 STRING = rf'"{_CHAR}*"'
 _RAW_SPACE = " \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 _ESCAPED_SPACE = r"\\[tnrf]|\\u(?:000[9a-dA-D]|001[c-fC-F]|0020|0085|00[aA]0|1680|200[0-9aA]|202[89fF]|205[fF]|3000)"
 BLANK = f'"(?:[{_RAW_SPACE}]|{_ESCAPED_SPACE})*"'
 """A string that str.strip() empties: only whitespace, raw (where JSON allows it raw) or escaped."""
-NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+NUMBER = r"-?(?:0|[1-9][0-9]{0,99})(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+"""A JSON number whose integer part Python converts without its 4,300-digit limit; a longer one takes the exact path."""
 ROLES = ("system", "user", "assistant", "tool")
 ROLE = r'"role"' + W + ":" + W + '"(?:' + "|".join(ROLES) + ')"'
 CONTENT = r'"content"' + W + ":" + W + f'(?:null|{BLANK}|")'
@@ -133,14 +138,39 @@ class Scan:
     """Line numbers of every other line, blank ones included, for the exact parser."""
     read: Callable[[int], bytes]
     """The bytes of a line by its number."""
+    damage: tuple[int, str] | None = None
+    """Where a damaged gzip stream ended the file, and why."""
 
 
-def _contents(path: Path) -> bytes | mmap.mmap:
-    """The file's bytes: decompressed in memory, or mapped (read only where needed)."""
+def _gunzip(compressed: bytes) -> tuple[bytes, BaseException | None]:
+    """Every member of a gzip stream, decompressed; on damage, what came before it (cut after its last complete line)
+    and the error."""
+    out: list[bytes] = []
+    rest = compressed
+    try:
+        while rest:
+            if not rest.strip(b"\x00") and out:
+                break
+            if rest[:2] != b"\x1f\x8b":
+                raise gzip.BadGzipFile(f"Not a gzipped file ({rest[:2]!r})")
+            member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out.append(member.decompress(rest))
+            if not member.eof:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            rest = member.unused_data
+    except GZIP_DAMAGE as exc:
+        data = b"".join(out)
+        return data[: data.rfind(b"\n") + 1], exc
+    return b"".join(out), None
+
+
+def _contents(path: Path) -> tuple[bytes | mmap.mmap, BaseException | None]:
+    """The file's bytes: decompressed in memory, or mapped (read only where needed); and the damage that ended a gzip
+    stream early."""
     if path.name.endswith(".gz"):
-        return gzip.decompress(path.read_bytes())
+        return _gunzip(path.read_bytes())
     with path.open("rb") as handle:
-        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""
+        return (mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if path.stat().st_size else b""), None
 
 
 def _split(path: Path, data: bytes | mmap.mmap) -> Any:
@@ -198,7 +228,7 @@ def _reader(data: bytes | mmap.mmap) -> Callable[[int], bytes]:
     return read
 
 
-def scan(path: Path) -> Scan:
+def scan(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Scan:
     """Classify every line of a log and outline the messages of its plain lines.
 
     On a plain line the n-th role and the n-th content belong to the n-th message. A role is coded by the
@@ -207,7 +237,7 @@ def scan(path: Path) -> Scan:
     rule, applied to this outline."""
     import polars as pl
 
-    data = _contents(path)
+    data, damage = _contents(path)
     column = _split(path, data)
     line = pl.col("line")
     found = (
@@ -216,7 +246,7 @@ def scan(path: Path) -> Scan:
         .with_row_index("number", offset=1)
         .select(
             "number",
-            plain=line.str.contains(PLAIN).fill_null(False),
+            plain=(line.str.contains(PLAIN) & (line.str.len_bytes() <= max_line_bytes)).fill_null(False),
             id=line.str.extract(ID, 1),
             roles=line.str.extract_all(ROLE),
             contents=line.str.extract_all(CONTENT),
@@ -241,4 +271,5 @@ def scan(path: Path) -> Scan:
         outline,
         found.filter(~pl.col("plain")).get_column("number").to_list(),
         _reader(data),
+        None if damage is None else (len(column) + 1, gzip_damage(damage, len(column))),
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol, cast, runtime_checkable
 
-from utg_pytest.ingest.jsonl import read_jsonl
+from utg_pytest.ingest.jsonl import GZIP_DAMAGE, read_jsonl
 from utg_pytest.ingest.schema import to_conversation
 from utg_pytest.model import Conversation, Location, LogError, LogIndex
 
@@ -199,9 +199,17 @@ def read_records(path: Path, name: str, items: bool = False) -> Iterator[Record 
 
 def read_head(path: Path, count: int = HEAD_RECORDS) -> list[Any]:
     """The first `count` records of a file, as `sniff` sees them: parsed lines of JSON Lines (unparsable ones passed
-    over), the first items of a .json array or its one document, nothing for CSV and Parquet."""
+    over), the first items of a .json array or its one document, nothing for CSV and Parquet. A damaged gzip stream
+    ends the head where it breaks; the reader reports the damage."""
     if path.name.endswith((".csv", ".tsv", ".parquet")):
         return []
+    try:
+        return _head(path, count)
+    except GZIP_DAMAGE:
+        return []
+
+
+def _head(path: Path, count: int) -> list[Any]:
     if not _is_json_document(path):
         found: list[Any] = []
         with _open(path) as handle:
@@ -210,7 +218,7 @@ def read_head(path: Path, count: int = HEAD_RECORDS) -> list[Any]:
                     break
                 try:
                     found.append(json.loads(raw))
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
         return found
     with _open(path) as handle:
@@ -231,7 +239,7 @@ def read_head(path: Path, count: int = HEAD_RECORDS) -> list[Any]:
     with _open(path) as handle:
         try:
             document = json.loads(handle.read())
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
     return document[:count] if isinstance(document, list) else [document]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from utg_pytest.model import Conversation, Location, LogError, Message
+from utg_pytest.safe_text import clip
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -97,7 +98,8 @@ def to_conversation(document: Any, source: str, line: int) -> Conversation | Log
 
         error = best_match(_validator().iter_errors(document))
         if error is not None:
-            return LogError(source, line, _pointer(error.absolute_path), error.message)
+            # jsonschema quotes the offending value whole: a 10 MB string would be echoed into every report.
+            return LogError(source, line, clip(_pointer(error.absolute_path), 200), clip(error.message))
     messages = tuple(
         Message(role=m["role"], text=_text(m.get("content")), has_tool_calls=bool(m.get("tool_calls")))
         for m in document["messages"]

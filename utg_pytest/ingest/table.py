@@ -31,6 +31,7 @@ from typing import Any
 
 from utg_pytest.ingest.bulk import NUMBER, STRING, W, key_except
 from utg_pytest.ingest.formats import Document, RecordError, kind, line_error, read_head
+from utg_pytest.ingest.jsonl import gzip_damage
 from utg_pytest.ingest.rebuild import content_of, text_of
 from utg_pytest.model import Conversation, Location, LogError, LogIndex, Message
 
@@ -165,7 +166,7 @@ def _jsonl_rows(path: Path, name: str, found: dict[str, str]) -> _Table:
 
     from utg_pytest.ingest import bulk
 
-    data = bulk._contents(path)
+    data, damage = bulk._contents(path)
     wanted = sorted(set(found.values()))
     line = pl.col("line")
     keys = "[{,]" + W + '"(?:' + "|".join(map(re.escape, wanted)) + ')"' + W + ":"
@@ -189,7 +190,10 @@ def _jsonl_rows(path: Path, name: str, found: dict[str, str]) -> _Table:
     twice = pl.col("_keys") > pl.sum_horizontal(pl.col(column).is_not_null() for column in wanted)
     others = pl.concat([marked.filter(~pl.col("_plain")).get_column("row"), plain.filter(twice).get_column("row")])
     exact = _exact_rows(others.sort().to_list(), bulk._reader(data), name, wanted, found["conversation"])
-    return _Table(pl.concat([plain.filter(~twice).drop("_keys"), exact.frame]), "line", exact.errors, exact.rejected)
+    errors = exact.errors
+    if damage is not None:
+        errors = [*errors, LogError(name, marked.height + 1, "", gzip_damage(damage, marked.height))]
+    return _Table(pl.concat([plain.filter(~twice).drop("_keys"), exact.frame]), "line", errors, exact.rejected)
 
 
 def _exact_rows(numbers: list[int], read: Any, name: str, wanted: Sequence[str], key: str) -> _Table:

@@ -269,9 +269,28 @@ def overview(record: RunRecord) -> list[str]:
     return [
         f"{header.probes_in_logs} probes from {len(header.logs)} log file(s), {selected}{len(record.probes)} "
         f"selected; {errors} invalid log line(s){strict}",
+        accounting(record),
         f"model: {header.served_by or header.backend} | prompt {generation.prompt} | temperature "
-        f"{generation.temperature:g} | max tokens {generation.max_tokens}",
+        f"{generation.temperature:g} | max tokens {generation.max_tokens}"
+        + "".join(f" | {name.replace('_', ' ')} {value:g}" for name, value in generation.decoding().items()),
     ]
+
+
+def accounting(record: RunRecord) -> str:
+    """Where every record read went, so that none can go missing unseen: each became a conversation (tested, without a
+    probe, or not selected), an invalid record, or one left out on purpose."""
+    header = record.header
+    invalid = sum(1 for e in header.log_errors if not e.skipped)
+    left_out = sum(e.count for e in header.log_errors if e.skipped)
+    tested = len({p.probe_id.rsplit("::", 1)[0] for p in record.probes})
+    no_probe = header.conversations - header.conversations_with_probes
+    not_selected = header.conversations_with_probes - tested
+    read = header.conversations + invalid + left_out
+    return (
+        f"records read: {read} = {header.conversations} conversation(s) ({tested} tested, {no_probe} without a probe: "
+        f"no user turn answering an assistant turn, {not_selected} not selected) + {invalid} invalid + {left_out} "
+        "left out on purpose"
+    )
 
 
 def pii_lines(record: RunRecord) -> list[str]:

@@ -91,13 +91,15 @@ def serve(handler: type[ScriptedModel]) -> Iterator[str]:
         server.server_close()
 
 
-def chat_reply(text: str, prompt_tokens: int = 10, completion_tokens: int = 5) -> dict[str, object]:
+def chat_reply(
+    text: str, prompt_tokens: int = 10, completion_tokens: int = 5, finish_reason: str = "stop"
+) -> dict[str, object]:
     return {
         "id": "x",
         "object": "chat.completion",
         "created": 0,
         "model": "scripted",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -226,3 +228,29 @@ class SupportBreaksModel(ContentModel):
     def generate(self, body: dict[str, Any]) -> None:
         first = next((m["content"] for m in body["messages"] if "question number" in m["content"]), "")
         self._send(200, chat_reply("the weather in Lisbon is lovely" if "support" in first else self.REPLY))
+
+
+def tag(body: str) -> str:
+    """A short token naming a request body: servers that answer with it let a prediction tell which request it
+    answered."""
+    return "t" + hashlib.sha256(body.encode()).hexdigest()[:10]
+
+
+class TaggedSlowModel(ScriptedModel):
+    """Answers `ok <tag of the body>` after a delay, keeping every body (canonical JSON) it received and, once the
+    answer is written, answered: a run against it can be killed halfway, knowing which probes were answered."""
+
+    delay_s: ClassVar[float] = 0.25
+    received: ClassVar[list[str]] = []
+    answered: ClassVar[list[str]] = []
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.received, cls.answered = [], []
+
+    def generate(self, body: dict[str, Any]) -> None:
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
+        self.received.append(canonical)
+        time.sleep(self.delay_s)
+        self._send(200, chat_reply(f"ok {tag(canonical)}"))
+        self.answered.append(canonical)

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
+from contextlib import closing
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import GATES, LOW_GATES, read_results
-from servers import SECRET, ParrotModel, scripted, serve
+from faults import log_probe_ids
+from servers import SECRET, ParrotModel, TaggedSlowModel, scripted, serve, tag
 
 from utg_pytest import generate
-from utg_pytest.cache import GenerationCache, generation_key
+from utg_pytest.cache import GENERATION_TYPES, GenerationCache, check, generation_key
 from utg_pytest.generate.prompts import fingerprint
 from utg_pytest.model import Generation, Message, Probe
 
 PROBE = Probe("f::c::turn2", "f", 1, "c", 2, (Message("user", "hi"), Message("assistant", "which plan?")), "basic")
 SAMPLING = {"temperature": 0.0, "max_tokens": 64, "seed": None}
+KEY = "0" * 64
 
 
 def key(**changes: object) -> str:
@@ -193,3 +198,113 @@ def test_a_cache_another_process_is_creating_is_opened_once_it_is_free(
     monkeypatch.setattr(cache, "_open", lambda path: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error")))
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         GenerationCache(tmp_path)
+
+
+def test_a_sound_cache_passes_the_integrity_check(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path)
+    cache.put(key(), "clean", Generation("raw", 10, 3, "length"))
+    cache.put(key(sample=1), "clean", Generation("raw"))
+    cache.close()
+    found = check(tmp_path)
+    assert found.ok, found.problems
+    assert (found.path, found.generations, found.embeddings) == (tmp_path / "generations.sqlite3", 2, 0)
+    assert set(GENERATION_TYPES) == {f.name for f in fields(Generation)}
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (("not-a-key", "p", '{"text": "t"}', 0.0), "key is not a SHA-256 hex digest"),
+        ((KEY, b"p", '{"text": "t"}', 0.0), "prediction is not text"),
+        ((KEY, "p", '{"text": "t"', 0.0), "generation is not a JSON object of Generation's fields"),
+        ((KEY, "p", '{"txt": "t"}', 0.0), "generation is not a JSON object of Generation's fields"),
+        ((KEY, "p", '{"text": "t", "prompt_tokens": "10"}', 0.0), "wrong type: prompt_tokens"),
+        ((KEY, "p", '{"text": "t"}', "yesterday"), "created is not a time"),
+    ],
+)
+def test_a_row_a_run_could_not_read_back_is_a_problem(tmp_path: Path, row: tuple[object, ...], problem: str) -> None:
+    GenerationCache(tmp_path).close()
+    with sqlite3.connect(tmp_path / "generations.sqlite3") as db:
+        db.execute("INSERT INTO generations VALUES (?, ?, ?, ?)", row)
+        db.execute("INSERT INTO embeddings VALUES (?, ?)", ("e", b"\0\0\0"))
+    found = check(tmp_path)
+    assert len(found.problems) == 2
+    assert problem in found.problems[0]
+    assert found.problems[1] == "embedding 'e': vector is not float32 bytes"
+
+
+def test_a_damaged_file_fails_the_check_and_the_cli_says_so(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path)
+    for sample in range(200):
+        cache.put(key(sample=sample), "clean text " * 20, Generation("raw text " * 20))
+    cache.close()
+    path = tmp_path / "generations.sqlite3"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+    assert not check(tmp_path).ok
+
+    cli = [sys.executable, "-m", "utg_pytest.cli", "cache", "check"]
+    damaged = subprocess.run([*cli, str(tmp_path)], capture_output=True, text=True, check=False)
+    assert damaged.returncode == 1
+    assert damaged.stdout.splitlines()[-1].startswith(f"{path}: ")
+    assert "problem(s)" in damaged.stdout.splitlines()[-1]
+    GenerationCache(tmp_path / "fresh").close()
+    sound = subprocess.run([*cli, str(tmp_path / "fresh")], capture_output=True, text=True, check=False)
+    rows = "0 generation(s), 0 embedding(s), 0 file digest(s)"
+    assert (sound.returncode, sound.stdout) == (0, f"{tmp_path / 'fresh' / 'generations.sqlite3'}: sound; {rows}\n")
+    missing = subprocess.run([*cli, str(tmp_path / "none")], capture_output=True, text=True, check=False)
+    assert missing.returncode == 2
+    assert "no cache file" in missing.stderr
+    not_sqlite = tmp_path / "notes.txt"
+    not_sqlite.write_text("not a database " * 100)
+    assert check(not_sqlite).problems[0].startswith("not a readable SQLite cache")
+
+
+def cached_tags(directory: Path) -> set[str]:
+    """The request tags in a cache's predictions (TaggedSlowModel answers `ok <tag>`)."""
+    with closing(sqlite3.connect(directory / "generations.sqlite3")) as db:
+        return {prediction.split()[1] for (prediction,) in db.execute("SELECT prediction FROM generations")}
+
+
+@pytest.mark.slow
+def test_a_run_killed_halfway_leaves_a_sound_cache_and_the_rerun_asks_only_for_the_rest(
+    pytester: pytest.Pytester, logs: Path
+) -> None:
+    args = ("--utg-logs", "logs", "--utg-model", "scripted", "--utg-prompt", "roleswap", "--utg-concurrency", "4")
+    total = len(log_probe_ids(logs))
+    with serve(TaggedSlowModel) as url:
+        process = pytester.popen(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--utg-base-url", url, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while len(TaggedSlowModel.answered) < total // 2 and process.poll() is None:
+                assert time.monotonic() < deadline, "the run never got halfway"
+                time.sleep(0.05)
+            assert process.poll() is None, "the run ended before it was killed"
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        first = set(TaggedSlowModel.received)
+        found = check(pytester.path / ".utg_cache")
+        assert found.ok, found.problems
+        cached = cached_tags(pytester.path / ".utg_cache")
+        assert found.generations == len(cached)
+        # Answers written but not yet committed when the kill came are lost, and asked for again.
+        assert 0 < len(cached) < total
+        assert cached <= {tag(body) for body in TaggedSlowModel.answered}
+
+        TaggedSlowModel.reset()
+        rerun = pytester.runpytest("--utg-base-url", url, *args, *LOW_GATES)
+    rerun.assert_outcomes(passed=total + GATES)
+    rerun.stdout.fnmatch_lines([f"predictions: {total} scored ({len(cached)} from the cache)*"])
+    again = {tag(body) for body in TaggedSlowModel.received}
+    assert len(TaggedSlowModel.received) == len(again) == total - len(cached)
+    assert not again & cached
+    assert again | cached == {tag(body) for body in first | set(TaggedSlowModel.received)}
+    found = check(pytester.path / ".utg_cache")
+    assert found.ok, found.problems
+    assert found.generations == total

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +160,105 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+GENERATION_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,),
+    "prompt_tokens": (int,),
+    "completion_tokens": (int,),
+    "finish_reason": (str, type(None)),
+}
+"""The fields of a stored Generation and the JSON types each may hold."""
+SHOWN_PROBLEMS = 20
+"""Bad rows named one by one in a check's report; the rest are counted."""
+
+
+@dataclass(frozen=True)
+class CacheCheck:
+    """What `check` found in a cache file: its rows of each kind, and every problem (none: the cache is sound)."""
+
+    path: Path
+    generations: int = 0
+    embeddings: int = 0
+    digests: int = 0
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def cache_file(path: Path) -> Path:
+    """A cache directory (--utg-cache) stands for its SQLite file."""
+    return path / CACHE_FILE if path.is_dir() else path
+
+
+def _generation_problem(key: object, prediction: object, generation: object, created: object) -> str | None:
+    """Why a row of the generations table could not answer a probe, or None when `GenerationCache.get` can use it."""
+    if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+        return "key is not a SHA-256 hex digest"
+    if not isinstance(prediction, str):
+        return "prediction is not text"
+    if not isinstance(created, (int, float)):
+        return "created is not a time"
+    try:
+        value = json.loads(generation) if isinstance(generation, str) else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or "text" not in value or not set(value) <= set(GENERATION_TYPES):
+        return "generation is not a JSON object of Generation's fields"
+    wrong = sorted(k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, GENERATION_TYPES[k]))
+    return f"generation field(s) of the wrong type: {', '.join(wrong)}" if wrong else None
+
+
+def _row_problems(db: sqlite3.Connection, tables: set[str], counts: dict[str, int]) -> list[str]:
+    bad: list[str] = []
+    if "generations" in tables:
+        for key, prediction, generation, created in db.execute(
+            "SELECT key, prediction, generation, created FROM generations"
+        ):
+            counts["generations"] += 1
+            why = _generation_problem(key, prediction, generation, created)
+            if why is not None:
+                bad.append(f"generation {key!r}: {why}")
+    if "embeddings" in tables:
+        for key, vector in db.execute("SELECT key, vector FROM embeddings"):
+            counts["embeddings"] += 1
+            if not isinstance(vector, bytes) or not vector or len(vector) % 4:
+                bad.append(f"embedding {key!r}: vector is not float32 bytes")
+    if "digests" in tables:
+        for digest_path, size, mtime_ns, digest in db.execute("SELECT path, size, mtime_ns, digest FROM digests"):
+            counts["digests"] += 1
+            sound = (
+                isinstance(size, int) and isinstance(mtime_ns, int) and isinstance(digest, str) and len(digest) == 64
+            )
+            if not sound:
+                bad.append(f"digest of {digest_path!r}: not a size, a time and a SHA-256 hex digest")
+    if len(bad) > SHOWN_PROBLEMS:
+        bad[SHOWN_PROBLEMS:] = [f"... and {len(bad) - SHOWN_PROBLEMS} more bad row(s)"]
+    return bad
+
+
+def check(path: Path) -> CacheCheck:
+    """Whether a cache can be trusted after a crash or a kill: SQLite's integrity check of the file (with its
+    write-ahead log, which opening replays, as a run's opening would), the tables a run expects, and every row
+    decoding to what a run reads back (a generation, a float32 vector, a file digest). Writes no row; a missing file
+    is an error, not an empty cache."""
+    file = cache_file(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no cache file")
+    counts = {"generations": 0, "embeddings": 0, "digests": 0}
+    problems: list[str] = []
+    db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=rw", uri=True, timeout=30.0)
+    try:
+        problems += [f"sqlite integrity_check: {row[0]}" for row in db.execute("PRAGMA integrity_check")]
+        if problems == ["sqlite integrity_check: ok"]:
+            problems = []
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        problems += [f"table {name} missing" for name in sorted({"generations", "embeddings", "digests"} - tables)]
+        problems += _row_problems(db, tables, counts)
+    except sqlite3.DatabaseError as exc:
+        problems.append(f"not a readable SQLite cache: {exc}")
+    finally:
+        db.close()
+    return CacheCheck(file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems))

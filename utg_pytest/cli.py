@@ -5,9 +5,11 @@
     utg merge RECORD... [-o OUT] [--format ...]     join shard records (--utg-shard K/N) and judge the gates over all
     utg compare BASE NEW [--max-drop ...] [--format ...]
                                                     drift of NEW against BASE, judged as the drift gates judge it
+    utg cache check PATH                            is a record/replay cache sound (after a crash or a kill)?
 
 Each exits 1 when a gate fails (or the run could not produce predictions), 2 on an unreadable, unmergeable or
-incomparable record, like the pytest run it stands for.
+incomparable record, like the pytest run it stands for; `cache check` exits 1 when the cache has problems, 2 when
+there is no cache file.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from utg_pytest import __version__
 from utg_pytest import record as record_module
+from utg_pytest.cache import CACHE_FILE, check
 from utg_pytest.record import RecordError, RunRecord
 from utg_pytest.settings import DriftSettings
 
@@ -189,6 +192,21 @@ def compare(args: argparse.Namespace) -> int:
     return EXIT_FAILED if _drift_failed(comparison, settings) else EXIT_OK
 
 
+def cache_check(args: argparse.Namespace) -> int:
+    try:
+        found = check(Path(args.path))
+    except FileNotFoundError as exc:
+        print(f"utg cache check: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    rows = f"{found.generations} generation(s), {found.embeddings} embedding(s), {found.digests} file digest(s)"
+    if found.ok:
+        sys.stdout.write(f"{found.path}: sound; {rows}\n")
+        return EXIT_OK
+    sys.stdout.write("".join(f"{found.path}: {problem}\n" for problem in found.problems))
+    sys.stdout.write(f"{found.path}: {len(found.problems)} problem(s); {rows}\n")
+    return EXIT_FAILED
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="utg",
@@ -255,6 +273,23 @@ def parser() -> argparse.ArgumentParser:
     drifted.add_argument("base", metavar="BASE", help="the baseline run record")
     drifted.add_argument("new", metavar="NEW", help="the candidate run record")
     drifted.set_defaults(action=compare)
+
+    cached = verbs.add_parser(
+        "cache",
+        help="inspect a record/replay cache (--utg-cache)",
+        description="Inspect a record/replay cache without running anything.",
+    )
+    cache_verbs = cached.add_subparsers(dest="cache_verb", required=True, metavar="COMMAND")
+    checked = cache_verbs.add_parser(
+        "check",
+        help="check that a cache is sound: SQLite's integrity check, and every row decodes as a run reads it",
+        description="Check a record/replay cache, as after a run that was killed: SQLite's integrity check of the "
+        "file and its write-ahead log, the tables a run expects, and every cached generation, embedding and file "
+        "digest decoding as a run reads it back. Exit 0 when sound, 1 with problems (each printed), 2 without a "
+        "cache file.",
+    )
+    checked.add_argument("path", metavar="PATH", help=f"the cache directory (--utg-cache) or its {CACHE_FILE}")
+    checked.set_defaults(action=cache_check)
     return top
 
 

@@ -197,11 +197,28 @@ def _hints(kind: type) -> dict[str, Any]:
 # --- files ---------------------------------------------------------------------------------------------------------
 
 
+def stored_settings(settings: Settings) -> Settings:
+    """Settings as a record keeps them: the base URLs without the user and password they may carry (the backend
+    sends those as HTTP Basic auth; a results file, baseline or run store must never hold them)."""
+    from utg_pytest.generate import without_credentials
+
+    def bare(url: str | None) -> str | None:
+        return without_credentials(url) if url else url
+
+    return dataclasses.replace(
+        settings,
+        model=dataclasses.replace(settings.model, base_url=bare(settings.model.base_url)),
+        judge=dataclasses.replace(settings.judge, base_url=bare(settings.judge.base_url)),
+        drift=dataclasses.replace(settings.drift, compare_base_url=bare(settings.drift.compare_base_url)),
+    )
+
+
 def header_line(record: RunRecord) -> dict[str, Any]:
+    header = dataclasses.replace(record.header, settings=stored_settings(record.header.settings))
     return {
         "kind": "run",
         "format": FORMAT,
-        **encode(record.header),
+        **encode(header),
         "failure": record.failure,
         "verdicts": encode(record.verdicts),
     }

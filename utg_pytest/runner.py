@@ -55,7 +55,8 @@ class LazyBackend:
                 try:
                     self._backend = await self._start()
                 except Exception as exc:  # reported on every probe and in the summary
-                    self.failure = f"model backend could not start: {type(exc).__name__}: {exc}"
+                    cause = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+                    self.failure = f"model backend could not start: {cause}"
         return self._backend
 
     @property

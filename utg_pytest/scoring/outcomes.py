@@ -18,7 +18,7 @@ from utg_pytest.model import Attempted, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
 from utg_pytest.scoring.judge import Judged
-from utg_pytest.scoring.labels import CONTEXT, classify
+from utg_pytest.scoring.labels import classify
 from utg_pytest.scoring.references import last_text
 from utg_pytest.scoring.scorers import Scorer, score_all
 
@@ -65,7 +65,7 @@ def score_sample(
     echo = echo_score(prediction, last_text(probe, "assistant") or "")
     labels = judge_labels(verdict, judge) if judge is not None else {}
     if not labels:
-        label = classify(prediction, probe.label_context[-CONTEXT:], lambda a, b: similarity.semantic(a, b, vectors))
+        label = classify(prediction, probe.label_context, lambda a, b: similarity.semantic(a, b, vectors))
         labels = {"label": label.label, "label_reason": label.reason}
     return ProbeResult(
         probe.id,

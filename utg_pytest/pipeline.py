@@ -19,7 +19,7 @@ from utg_pytest import __version__, ingest
 from utg_pytest.model import LogError, LogFile, Message, Probe, ProbeResult
 from utg_pytest.probes import ProbeSet, build_probes, shard_of
 from utg_pytest.safe_text import node_part
-from utg_pytest.scoring.labels import HEURISTIC, VERSION
+from utg_pytest.scoring.labels import HEURISTIC, HEURISTIC_AGREEMENT, VERSION
 from utg_pytest.settings import BackendConfig, DriftSettings, GenerationConfig, Settings
 
 if TYPE_CHECKING:
@@ -556,6 +556,7 @@ def _record(
         probes_in_shard=len(loaded.probes),
         pii=pii or {},
         pii_conversations=pii_conversations,
+        label_agreement=HEURISTIC_AGREEMENT if identity.labeller == HEURISTIC_LABELLER else None,
         conversations=sum(len(log.lines) for log in loaded.unsharded.logs),
         conversations_with_probes=loaded.unsharded.conversations_with_probes(),
     )

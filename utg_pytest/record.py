@@ -26,6 +26,7 @@ from typing import Any
 from utg_pytest import __version__, gates
 from utg_pytest.figures import Figures, compute
 from utg_pytest.model import GateVerdict, LogError, LogFile, Message, ProbeResult
+from utg_pytest.scoring.labels import Agreement
 from utg_pytest.settings import Settings
 
 FORMAT = 2
@@ -95,6 +96,9 @@ class RunHeader:
     """Valid conversations in the logs, so the summary can account for every record read."""
     conversations_with_probes: int = 0
     """Of those, the ones with a probe: a non-blank user turn right after an assistant turn."""
+    label_agreement: Agreement | None = None
+    """How often the labeller that labelled this run agrees with a careful human reader, where that was measured
+    (the heuristic labeller's, on the real-prediction corpus); every report shows it next to the label rates."""
 
     @property
     def metrics(self) -> tuple[str, ...]:

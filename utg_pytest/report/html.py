@@ -44,7 +44,7 @@ from utg_pytest.report.markdown import (
     slices_intro,
     worst,
 )
-from utg_pytest.report.terminal import REFERENCE_HELP
+from utg_pytest.report.terminal import REFERENCE_HELP, agreement_note
 from utg_pytest.scoring.labels import LABELS
 from utg_pytest.scoring.scorers import SEMANTIC
 
@@ -223,6 +223,8 @@ def _scores(record: RunRecord) -> str:
     if plausibility.labels:
         counts = ", ".join(f"{label} {count}" for label, count in plausibility.labels.items())
         parts.append(f"<p>labels ({html.escape(plausibility.labelled_by)}): {html.escape(counts)}</p>")
+        note = agreement_note(record.header.label_agreement)
+        parts.append(f'<p class="note">{html.escape(note)}</p>')
     return '<section id="scores">' + "".join(parts) + "</section>"
 
 

@@ -15,6 +15,7 @@ from utg_pytest import slicing
 from utg_pytest.baseline import Comparison, Drift, Regression
 from utg_pytest.model import GateVerdict
 from utg_pytest.record import RunRecord
+from utg_pytest.report.terminal import agreement_note
 from utg_pytest.scoring.labels import LABELS
 from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
 from utg_pytest.slicing import SMALL_CONVERSATIONS, SMALL_PROBES, Slice, SliceDrift, SliceVerdict
@@ -145,7 +146,7 @@ def facts(record: RunRecord) -> list[tuple[str, str]]:
             + "".join(f", {name.replace('_', ' ')} {value:g}" for name, value in generation.decoding().items()),
         ),
         ("embedding model", header.embedding_model),
-        ("labeller", header.labeller),
+        ("labeller", f"{header.labeller}: {agreement_note(header.label_agreement)}"),
         ("scorers", ", ".join(f"{m} {v}" for m, v in header.scorers.items())),
         ("log files", "; ".join(f"{log.name} ({log.size} bytes, sha256 {log.sha256[:12]})" for log in header.logs)),
         (
@@ -487,13 +488,15 @@ def _labels(record: RunRecord, comparison: Comparison | None) -> list[str]:
         if not total:
             return []
         rows = [[label, str(count), f"{count / total:.1%}"] for label, count in counts.items()]
-        return ["### Labels\n\n" + _table(["label", "predictions", "share"], rows)]
+        note = f"By {record.header.labeller}; {agreement_note(record.header.label_agreement)}.\n\n"
+        return ["### Labels\n\n" + note + _table(["label", "predictions", "share"], rows)]
     found = []
     rates = [
         [label, f"{b:.1%}", f"{n:.1%}", f"{n - b:+.1%}"] for label, (b, n) in comparison.label_rates.items() if b or n
     ]
     if rates:
-        found.append("### Label rates\n\n" + _table(["label", "baseline", "candidate", "change"], rates))
+        note = f"By {record.header.labeller}; {agreement_note(record.header.label_agreement)}.\n\n"
+        found.append("### Label rates\n\n" + note + _table(["label", "baseline", "candidate", "change"], rates))
     if comparison.transitions:
         used = [
             label

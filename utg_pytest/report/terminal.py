@@ -12,6 +12,7 @@ from utg_pytest.cost import Usage, cost
 from utg_pytest.figures import Distribution, Figures, Plausibility
 from utg_pytest.model import GateVerdict, LogError, Probe
 from utg_pytest.record import ProbeRecord, RunRecord
+from utg_pytest.scoring.labels import READER_AGREEMENT, Agreement
 from utg_pytest.settings import LimitSettings, Settings
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def summary(record: RunRecord, quiet: bool = False) -> list[str]:
         *([usage_line(figures, settings.limits)] if figures.results else []),
         *(f"  {metric:<9} {_distribution(found)}" for metric, found in figures.similarity.items()),
         *_references(figures),
-        *plausibility_lines(figures.plausibility),
+        *plausibility_lines(figures.plausibility, header.label_agreement),
         *sweep_lines(figures.sweep),
         *gap_lines(figures.gaps),
         *slice_lines(record),
@@ -317,7 +318,18 @@ def log_errors(errors: Sequence[LogError], strict: bool, shown: int = 10) -> lis
     return lines
 
 
-def plausibility_lines(found: Plausibility) -> list[str]:
+def agreement_note(agreement: Agreement | None) -> str:
+    """What a label rate is worth: how often this labeller agrees with a careful human reader."""
+    if agreement is None:
+        return "labeller agreement with a human reader not measured"
+    return (
+        f"labeller agrees with a careful human reader on {agreement.agreement:.1%} of {agreement.items} real "
+        f"predictions (genuine follow-up precision {agreement.genuine_precision:.2f}, recall "
+        f"{agreement.genuine_recall:.2f}; two readers agree on {READER_AGREEMENT:.1%})"
+    )
+
+
+def plausibility_lines(found: Plausibility, agreement: Agreement | None = None) -> list[str]:
     lines = []
     rate = found.followup
     if rate is not None:
@@ -331,6 +343,7 @@ def plausibility_lines(found: Plausibility) -> list[str]:
             f"  plausibility ({found.labelled_by}): genuine follow-up rate {rate.value:.3f} "
             f"[{rate.ci_low:.3f}..{rate.ci_high:.3f}] ({counted})",
             f"    labels: {counts}",
+            f"    {agreement_note(agreement)}",
         ]
     if found.mean_plausibility is not None:
         lines.append(

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from utg_pytest.settings import BY_NAME, OPTIONS, Settings, SettingsError, build, resolve
+from utg_pytest.settings import BY_NAME, EMBEDDED_DECODING, OPTIONS, Settings, SettingsError, build, resolve
 
 
 def test_every_option_has_a_settings_field_and_an_ini_twin() -> None:
@@ -72,7 +73,7 @@ def test_command_line_beats_ini_beats_default(tmp_path: Path) -> None:
     assert settings.gates.min_similarity == 0.5
     assert settings.gates.min_lexical == 0.2
     assert settings.logs.strict is True
-    assert settings.generation.temperature == Settings().generation.temperature
+    assert settings.generation == replace(Settings().generation, **dict(EMBEDDED_DECODING))
     assert settings.logs.logs == (str(tmp_path / "root" / "a.jsonl"),)
 
 
@@ -91,8 +92,17 @@ def test_bad_ini_value_names_the_key(tmp_path: Path) -> None:
 
 def test_empty_ini_values_mean_unset(tmp_path: Path) -> None:
     settings = resolve({}, {o.name: ([] if o.many else "") for o in OPTIONS}, rootdir=tmp_path, cwd=tmp_path)
-    assert settings == Settings(rootdir=str(tmp_path))
+    embedded = replace(Settings().generation, **dict(EMBEDDED_DECODING))
+    assert settings == Settings(rootdir=str(tmp_path), generation=embedded)
     assert not settings.enabled
+
+
+def test_the_embedded_model_decodes_its_own_way_only_where_nothing_is_set() -> None:
+    embedded = build({"logs": ["l.jsonl"]}).generation
+    assert [getattr(embedded, name) for name, _ in EMBEDDED_DECODING] == [value for _, value in EMBEDDED_DECODING]
+    assert build({"logs": ["l.jsonl"], "base_url": "http://h/v1"}).generation == Settings().generation
+    chosen = build({"logs": ["l.jsonl"], "temperature": 0.3, "repeat_penalty": 1.0}).generation
+    assert (chosen.temperature, chosen.repeat_penalty) == (0.3, 1.0)
 
 
 def test_a_small_embedded_model_gets_one_thread_and_a_large_one_leaves_a_core_free() -> None:

@@ -184,9 +184,11 @@ def worst(comparison: Comparison, top: int) -> list[Regression]:
 
 
 def number(value: float | None, signed: bool = False) -> str:
+    """Three decimals; a value that rounds to zero is shown as zero, not as a "-0.000" fall."""
     if value is None:
         return "-"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
+    shown = round(value, 3) + 0.0
+    return f"{shown:+.3f}" if signed else f"{shown:.3f}"
 
 
 def interval(low: float | None, high: float | None, signed: bool = False) -> str:

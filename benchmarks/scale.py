@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -24,17 +23,27 @@ from throughput import loopback
 HERE = Path(__file__).parent
 
 
+PYTEST_WITH_PEAK = (
+    "import sys, pytest\n"
+    "code = pytest.main(sys.argv[1:])\n"
+    "peak = next(line for line in open('/proc/self/status') if line.startswith('VmHWM')).split()[1]\n"
+    "sys.stderr.write(f'VmHWM {peak}\\n')\n"
+    "sys.exit(code)\n"
+)
+"""pytest, then the peak of its own memory map (VmHWM): ru_maxrss of a child carries over the peak of the process it
+was forked from, which Linux keeps across exec."""
+
+
 def measured(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident MB of one pytest process (its own rusage, not the benchmark's)."""
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args]
+    """Wall seconds and peak resident MB of one pytest process."""
+    command = [sys.executable, "-c", PYTEST_WITH_PEAK, "-p", "no:cacheprovider", "-q", *args]
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
     wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode not in (0, 1):
-        raise RuntimeError(f"pytest exited {child.returncode}: {' '.join(command)}")
-    return wall, usage.ru_maxrss / 1024
+    if done.returncode not in (0, 1):
+        raise RuntimeError(f"pytest exited {done.returncode}: {done.stderr[-2000:]}")
+    peak = [line for line in done.stderr.splitlines() if line.startswith("VmHWM ")][-1]
+    return wall, int(peak.split()[1]) / 1024
 
 
 def plot(rows: list[dict[str, float]], path: Path) -> None:

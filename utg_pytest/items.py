@@ -16,7 +16,8 @@ import pytest
 
 from utg_pytest import gates
 from utg_pytest.model import LogError, Probe
-from utg_pytest.pipeline import Run
+from utg_pytest.pipeline import Run, header_only
+from utg_pytest.record import RunRecord
 from utg_pytest.report import terminal
 from utg_pytest.safe_text import node_part, printable
 
@@ -123,9 +124,6 @@ class GateGroup(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         settings = self.run.settings
         if not self.run.loaded.unsharded:
-            from utg_pytest.pipeline import header_only
-            from utg_pytest.record import RunRecord
-
             accounted = terminal.accounting(RunRecord(header_only(self.run), ()))
             message = f"the logs hold no probe (a non-blank user turn right after an assistant turn); {accounted}"
             yield ProblemItem.from_parent(self, name="logs", message=message, what="logs")

@@ -38,7 +38,7 @@ def printable(text: str, newlines: bool = True) -> str:
     if text.isprintable() and (newlines or "\n" not in text):
         return text
     kept = "\n\t" if newlines else ""
-    return "".join(_escape(c) if c not in kept and (_unsafe(c) or c == "\t") else c for c in text)
+    return "".join(_escape(c) if c not in kept and _unsafe(c) else c for c in text)
 
 
 def clip(text: str, limit: int = 200) -> str:
@@ -62,7 +62,7 @@ def node_part(text: str) -> str:
             out.append("\\\\")
         elif char == ":" and (text[index - 1 : index] == ":" or text[index + 1 : index + 2] == ":"):
             out.append("\\x3a")
-        elif _unsafe(char) or char in "\t\n":
+        elif _unsafe(char):
             out.append(_escape(char))
         else:
             out.append(char)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from utg_pytest.ingest.schema import to_conversation
+from utg_pytest.ingest.schema import pointer, to_conversation
 from utg_pytest.model import Conversation, LogError
 from utg_pytest.safe_text import clip
 
@@ -48,18 +48,18 @@ def _too_deep(document: Any) -> bool:
 
 def _bad_string(document: Any) -> str | None:
     """The JSON pointer of the first string (key or value) that is not valid Unicode (a lone surrogate)."""
-    stack: list[tuple[Any, str]] = [(document, "")]
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
     while stack:
-        node, pointer = stack.pop()
+        node, path = stack.pop()
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, value in items:
-            where = f"{pointer}/{key}"
+            where = (*path, key)
             for text in (key, value):
                 if isinstance(text, str):
                     try:
                         text.encode("utf-8")
                     except UnicodeEncodeError:
-                        return where
+                        return pointer(where)
             if isinstance(value, (dict, list)):
                 stack.append((value, where))
     return None
@@ -88,9 +88,9 @@ def parse_line(raw: str | bytes, name: str, number: int) -> Conversation | LogEr
     if (encoded.count(b"[") + encoded.count(b"{") > MAX_DEPTH) and _too_deep(document):
         return LogError(name, number, "", f"nested deeper than {MAX_DEPTH} levels")
     if _SURROGATE_ESCAPE.search(encoded):
-        pointer = _bad_string(document)
-        if pointer is not None:
-            return LogError(name, number, clip(pointer, 80), "a lone UTF-16 surrogate escape: not valid Unicode")
+        field = _bad_string(document)
+        if field is not None:
+            return LogError(name, number, clip(field, 80), "a lone UTF-16 surrogate escape: not valid Unicode")
     return to_conversation(document, name, number)
 
 

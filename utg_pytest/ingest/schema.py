@@ -29,7 +29,7 @@ def _validator() -> Any:
     return Draft202012Validator(schema)
 
 
-def _pointer(path: Any) -> str:
+def pointer(path: Any) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
 
 
@@ -99,7 +99,7 @@ def to_conversation(document: Any, source: str, line: int) -> Conversation | Log
         error = best_match(_validator().iter_errors(document))
         if error is not None:
             # jsonschema quotes the offending value whole: a 10 MB string would be echoed into every report.
-            return LogError(source, line, clip(_pointer(error.absolute_path), 200), clip(error.message))
+            return LogError(source, line, clip(pointer(error.absolute_path), 200), clip(error.message))
     messages = tuple(
         Message(role=m["role"], text=_text(m.get("content")), has_tool_calls=bool(m.get("tool_calls")))
         for m in document["messages"]

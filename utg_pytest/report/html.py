@@ -28,7 +28,6 @@ from utg_pytest.report.markdown import (
     interval,
     measured,
     named,
-    number,
     outcome,
     pairing,
     run_passed,
@@ -44,7 +43,7 @@ from utg_pytest.report.markdown import (
     slices_intro,
     worst,
 )
-from utg_pytest.report.terminal import REFERENCE_HELP, agreement_note
+from utg_pytest.report.terminal import REFERENCE_HELP, agreement_note, number
 from utg_pytest.scoring.labels import LABELS
 from utg_pytest.scoring.scorers import SEMANTIC
 

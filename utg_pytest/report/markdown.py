@@ -15,7 +15,7 @@ from utg_pytest import slicing
 from utg_pytest.baseline import Comparison, Drift, Regression
 from utg_pytest.model import GateVerdict
 from utg_pytest.record import RunRecord
-from utg_pytest.report.terminal import agreement_note
+from utg_pytest.report.terminal import agreement_note, number
 from utg_pytest.scoring.labels import LABELS
 from utg_pytest.scoring.scorers import LEXICAL, SEMANTIC
 from utg_pytest.slicing import SMALL_CONVERSATIONS, SMALL_PROBES, Slice, SliceDrift, SliceVerdict
@@ -181,14 +181,6 @@ def pairing(record: RunRecord, comparison: Comparison) -> str:
 def worst(comparison: Comparison, top: int) -> list[Regression]:
     """The probes whose semantic similarity fell most, those that fell at all."""
     return [r for r in comparison.regressions if r.change < 0][:top]
-
-
-def number(value: float | None, signed: bool = False) -> str:
-    """Three decimals; a value that rounds to zero is shown as zero, not as a "-0.000" fall."""
-    if value is None:
-        return "-"
-    shown = round(value, 3) + 0.0
-    return f"{shown:+.3f}" if signed else f"{shown:.3f}"
 
 
 def interval(low: float | None, high: float | None, signed: bool = False) -> str:

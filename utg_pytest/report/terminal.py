@@ -208,10 +208,10 @@ def slice_lines(record: RunRecord) -> list[str]:
                 str(part.probes),
                 str(part.conversations),
                 f"{semantic.mean:.3f} [{semantic.ci_low:.2f}..{semantic.ci_high:.2f}]" if semantic else "-",
-                _number(lexical.mean if lexical else None),
-                _number(skill.skill if skill else None, True),
-                _number(followup.value if followup else None),
-                _number(figures.echo.value if figures.echo else None),
+                number(lexical.mean if lexical else None),
+                number(skill.skill if skill else None, True),
+                number(followup.value if followup else None),
+                number(figures.echo.value if figures.echo else None),
                 ", ".join(f"{label} {count}" for label, count in labels),
             ])  # fmt: skip
         widths = [max(len(row[c]) for row in table) for c in range(len(table[0]))]
@@ -415,7 +415,7 @@ def _references(figures: Figures) -> list[str]:
     return lines
 
 
-def _number(value: float | None, signed: bool = False) -> str:
+def number(value: float | None, signed: bool = False) -> str:
     """Three decimals; a value that rounds to zero is shown as zero, not as a "-0.000" fall."""
     if value is None:
         return "-"
@@ -435,9 +435,9 @@ def drift_line(drift: Drift) -> str:
         else "p -"
     )
     line = (
-        f"{status} drift::{drift.metric}: {drift.label} {_number(drift.base)} -> {_number(drift.new)}, change "
-        f"{_number(drift.difference, True)} (95% CI {_number(drift.ci_low, True)}..{_number(drift.ci_high, True)}), "
-        f"{p}, n {drift.n}, minimum detectable {_number(drift.mde)}, allowed {direction} {drift.margin:g}"
+        f"{status} drift::{drift.metric}: {drift.label} {number(drift.base)} -> {number(drift.new)}, change "
+        f"{number(drift.difference, True)} (95% CI {number(drift.ci_low, True)}..{number(drift.ci_high, True)}), "
+        f"{p}, n {drift.n}, minimum detectable {number(drift.mde)}, allowed {direction} {drift.margin:g}"
     )
     return line + (f"; {drift.detail}" if drift.detail else "")
 
@@ -471,9 +471,9 @@ def drift_lines(comparison: Comparison, baseline: str, shown: int = 3) -> list[s
     skill = comparison.skill
     if skill is not None and skill.difference is not None:
         lines.append(
-            f"  {skill.label} (not gated: its change is the semantic change): {_number(skill.base)} -> "
-            f"{_number(skill.new)}, change {_number(skill.difference, True)} (95% CI {_number(skill.ci_low, True)}.."
-            f"{_number(skill.ci_high, True)})"
+            f"  {skill.label} (not gated: its change is the semantic change): {number(skill.base)} -> "
+            f"{number(skill.new)}, change {number(skill.difference, True)} (95% CI {number(skill.ci_low, True)}.."
+            f"{number(skill.ci_high, True)})"
         )
     return lines + [drift_line(drift) for drift in comparison.drifts]
 
@@ -488,7 +488,7 @@ def history_lines(records: Sequence[RunRecord], steps: Sequence[Comparison | str
     table = [headings]
     for i, found in enumerate(records):
         figures = row(found)
-        cells = [figures.created, *(_number(getattr(figures, name)) for name, _ in METRICS)]
+        cells = [figures.created, *(number(getattr(figures, name)) for name, _ in METRICS)]
         table.append([*cells, "passed" if figures.passed else "FAILED", step_verdict(steps[i - 1]) if i else "-"])
     widths = [max(len(cells[c]) for cells in table) for c in range(len(headings))]
     lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip()

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,11 @@ from utg_pytest.settings import BackendConfig, DriftSettings, GenerationConfig, 
 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
-    from utg_pytest.generate import BackendFactory
+    from utg_pytest.generate import Backend, BackendFactory
     from utg_pytest.ingest.formats import LogFormat
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
+    from utg_pytest.scoring.embeddings import TextVectors
     from utg_pytest.scoring.scorers import Scorer
     from utg_pytest.slicing import SliceDrift, SliceVerdict
 
@@ -422,14 +424,13 @@ def execute(
         references.update(references_for(done.probes, settings.logs.sample_seed, loaded.unsharded))
     all_probes = [p for done in stages for p in done.probes]
     vectors = TextVectors(embedder, store)
-    backend = LazyBackend(lambda: factory.open(config), config.remote)
+    vectors.add(known_texts(all_probes, references))
+    backend = LazyBackend(lambda: factory.open(config), config.remote, partial(overlap, vectors))
     try:
         if config.remote:
             vectors.start()
-            vectors.add(known_texts(all_probes, references))
-        on_prediction = (lambda text: vectors.add([text])) if config.remote else None
-        generated = generate(stages, backend, settings, policy, progress, on_prediction, judge)
-        table = finish_vectors(vectors, generated, config.remote, known_texts(all_probes, references))
+        generated = generate(stages, backend, settings, policy, progress, lambda text: vectors.add([text]), judge)
+        table = finish_vectors(vectors, generated)
         scored = [
             [
                 *score_stage(done, references, table, scorers, labeller),
@@ -456,6 +457,14 @@ def execute(
         settings, loaded, probes, main, known, backend.identity, failure, sweep, shuffled, checked.counts,
         checked.conversations, mode != "off",
     )  # fmt: skip
+
+
+def overlap(vectors: TextVectors, backend: Backend) -> None:
+    """Once a model on this machine has started, encoding fits around it where it shares its cores (`cores`); a
+    local backend that does not leaves its texts to be encoded after generation."""
+    cores = getattr(backend, "cores", None)
+    if not backend.remote and cores is not None:
+        vectors.start(threads=1, cores=cores)
 
 
 def pii_mode(settings: Settings, judged_as: BackendConfig | None = None) -> str:

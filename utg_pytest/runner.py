@@ -42,8 +42,14 @@ class LazyBackend:
     """Starts the backend on the first cache miss, so a fully cached run never loads a model or opens a connection.
     A backend that cannot start fails every probe that needs it with the same message."""
 
-    def __init__(self, start: Callable[[], Awaitable[Backend]], remote: bool) -> None:
+    def __init__(
+        self,
+        start: Callable[[], Awaitable[Backend]],
+        remote: bool,
+        on_start: Callable[[Backend], None] | None = None,
+    ) -> None:
         self._start = start
+        self._on_start = on_start
         self.remote = remote
         self._backend: Backend | None = None
         self._lock = asyncio.Lock()
@@ -57,6 +63,9 @@ class LazyBackend:
                 except Exception as exc:  # reported on every probe and in the summary
                     cause = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
                     self.failure = f"model backend could not start: {cause}"
+                else:
+                    if self._on_start is not None:
+                        self._on_start(self._backend)
         return self._backend
 
     @property

@@ -284,8 +284,8 @@ OPTIONS: tuple[Option, ...] = (
         Option("n_ctx", "context window of the embedded model, in tokens", _int_at_least(256), 4096, metavar="N"),
         Option(
             "threads",
-            "llama.cpp threads that generate the embedded model's tokens (default: 1 for models under 1 GiB, which "
-            "stall on a busy machine with more; else all cores but one); prompts are evaluated on every core",
+            "llama.cpp threads of the embedded model (default: measured before each prompt, which is evaluated on "
+            "the cores other processes leave free; tokens on 1 thread for models under 1 GiB, else all cores but one)",
             _int_at_least(1),
             metavar="N",
         ),

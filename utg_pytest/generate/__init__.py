@@ -116,10 +116,10 @@ class EndpointFactory:
 
 class EmbeddedFactory:
     def identity(self, config: BackendConfig, digest: Callable[[Path], str]) -> str:
-        from utg_pytest.generate.embedded import gguf_path
+        from utg_pytest.generate.embedded import EVALUATION, gguf_path
 
         path = gguf_path(config)
-        return f"gguf:{digest(path)}"
+        return f"gguf:{digest(path)}/{EVALUATION}"
 
     def describe(self, config: BackendConfig) -> str:
         from utg_pytest.generate.embedded import DEFAULT_GGUF_NAME

@@ -1,24 +1,27 @@
 """Sentence embeddings for semantic similarity: the model, a persistent cache, and a worker thread that encodes
 while generation is still running.
 
-Against a remote endpoint the generation phase mostly waits on the network, so targets and reference texts (known
-up front) and each prediction as it arrives are encoded meanwhile: the phase then takes the longer of the two, not the
-sum. With the embedded model both compete for the same cores, so encoding waits until generation is over.
+Targets and reference texts (known up front) and each prediction as it arrives are encoded meanwhile, so the phase
+takes the longer of the two, not the sum. Against an endpoint the worker leaves one core to the client; beside the
+embedded model it encodes on one thread, next to llama.cpp's single-threaded token generation, and pauses while a
+prompt is evaluated on every core (`utg_pytest.cores`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from utg_pytest.cache import EmbeddingCache
+    from utg_pytest.cores import Cores
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
@@ -94,6 +97,39 @@ class Embedder:
         return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads for the calling thread only (OpenMP keeps the count per thread), restored after."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+NICE = 10
+"""The worker's scheduling priority while generation runs: the client's event loop and llama.cpp's threads come
+first, and the encoder takes the CPU time they leave."""
+
+
+def yield_cpu() -> None:
+    """Lowers the calling thread's priority (Linux schedules threads one by one; torch's OpenMP threads, which this
+    thread starts, inherit it). Elsewhere it is left as it is."""
+    if sys.platform == "linux":
+        with suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+
+
+PAUSED_BATCH = 8
+"""Texts per batch beside the embedded model, which waits for a batch to end before it evaluates a prompt."""
+
+
 class TextVectors:
     """Text -> unit vector. Texts are `add`ed at any time from one thread; a worker thread (once `start`ed) looks
     them up in the cache and encodes the misses in batches; `finish` completes the rest and returns every vector."""
@@ -107,6 +143,9 @@ class TextVectors:
         self._lock = threading.Condition()
         self._closed = False
         self._worker: threading.Thread | None = None
+        self._cores: Cores | None = None
+        self._phase_batch = embedder.batch_size
+        self._threads: int | None = None
         self._failure: BaseException | None = None
         self.encoded = 0
         """How many texts the model had to encode (the rest came from the cache)."""
@@ -124,41 +163,50 @@ class TextVectors:
         self.add(texts)
         return self.finish()
 
-    def start(self) -> None:
+    def start(self, threads: int | None = None, cores: Cores | None = None) -> None:
+        """Encode in a worker thread from now on: on `threads` torch threads until `finish`, and, given the embedded
+        model's `cores`, never while it evaluates a prompt."""
+        self._threads = threads
+        self._cores = cores
+        if cores is not None:
+            self._phase_batch = PAUSED_BATCH
         self._worker = threading.Thread(target=self._work, name="utg-embeddings", daemon=True)
         self._worker.start()
 
     def finish(self) -> dict[str, Any]:
-        """Blocks until every added text has a vector. A failure of the model is raised here, in the caller."""
+        """Blocks until every added text has a vector: the worker's batch in progress ends, and the caller encodes
+        the rest on every core at its own priority. A failure of the model is raised here, in the caller."""
         with self._lock:
             self._closed = True
             self._lock.notify()
         if self._worker is not None:
             self._worker.join()
-        else:
-            self._work()
         if self._failure is not None:
             raise self._failure
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._embed(batch, during=False)
         return self._vectors
 
     def _work(self) -> None:
+        yield_cpu()
         try:
             while batch := self._next_batch():
-                self._embed(batch)
+                self._embed(batch, during=True)
         except BaseException as exc:  # handed to the thread that calls finish()
             self._failure = exc
 
     def _next_batch(self) -> list[str]:
+        """Small batches while generation runs, to keep up with arriving predictions; none once it is over."""
         with self._lock:
             while not self._pending and not self._closed:
                 self._lock.wait()
-            # Small batches while generation runs keep up with arriving predictions; at the end take everything,
-            # which the model batches itself.
-            size = len(self._pending) if self._closed else self._embedder.batch_size
-            batch, self._pending = self._pending[:size], self._pending[size:]
+            if self._closed:
+                return []
+            batch, self._pending = self._pending[: self._phase_batch], self._pending[self._phase_batch :]
             return batch
 
-    def _embed(self, batch: list[str]) -> None:
+    def _embed(self, batch: list[str], during: bool) -> None:
         import numpy as np
 
         cached = self._store.get_many(batch) if self._store is not None else {}
@@ -167,7 +215,9 @@ class TextVectors:
         missing = [text for text in batch if text not in cached]
         if not missing:
             return
-        encoded = np.asarray(self._embedder.encode(missing), dtype=np.float32)
+        paused = self._cores.encoding() if self._cores is not None and during else nullcontext()
+        with torch_threads(self._threads if during else None), paused:
+            encoded = np.asarray(self._embedder.encode(missing), dtype=np.float32)
         self.encoded += len(missing)
         for text, row in zip(missing, encoded, strict=True):
             self._vectors[text] = row

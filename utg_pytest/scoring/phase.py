@@ -56,9 +56,8 @@ def score_stage(
     return [combine_samples(scored[i * samples : (i + 1) * samples]) for i in range(len(probes))]
 
 
-def finish_vectors(vectors: TextVectors, generated: Sequence[Generated], remote: bool, known: Iterator[str]) -> Any:
-    """Every vector scoring needs: on the embedded path, the known texts and the predictions are encoded now."""
-    if not remote:
-        vectors.add(known)
-        vectors.add(o.prediction for done in generated for o in done.attempted if o.prediction is not None)
+def finish_vectors(vectors: TextVectors, generated: Sequence[Generated]) -> Any:
+    """Every vector scoring needs (the known texts were added before generation; a cached prediction arrives as one
+    too, but adding a text twice costs nothing)."""
+    vectors.add(o.prediction for done in generated for o in done.attempted if o.prediction is not None)
     return vectors.finish()

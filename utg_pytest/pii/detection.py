@@ -4,6 +4,7 @@ mapped back to the original."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 
 from utg_pytest.pii.contact import emails, phones
 from utg_pytest.pii.context import Candidate, Text, mask, mask_placeholders
@@ -50,6 +51,13 @@ def merge(candidates: Iterable[Candidate]) -> list[Candidate]:
 def detect(text: str, *, context: str = "") -> list[Hit]:
     """Every value in `text`, as sorted, non-overlapping spans of the original text. `context` is text from around
     it (the previous message, say) that is only searched for keywords, such as "SSN" before a bare 9-digit number."""
+    return list(_detect(text, context))
+
+
+@lru_cache(maxsize=8192)
+def _detect(text: str, context: str) -> tuple[Hit, ...]:
+    """Remembered: every probe of a conversation repeats the messages of the probe before it, so a guard scanning
+    probe by probe would otherwise scan a long conversation's first message once per probe."""
     norm, starts, ends = normalize(text)
     # NUL marks what is masked, so a NUL in the log itself becomes a space
     t = Text(mask_placeholders(norm.replace("\0", " ")), mask_placeholders(normalize(context)[0]) if context else "")
@@ -59,5 +67,5 @@ def detect(text: str, *, context: str = "") -> list[Hit]:
             found += tier_found
             t = Text(mask(t.s, tier_found), t.context)
     if starts is None or ends is None:
-        return [Hit(kind, start, end, rule) for start, end, kind, rule in sorted(found)]
-    return [Hit(kind, starts[start], ends[end - 1], rule) for start, end, kind, rule in sorted(found)]
+        return tuple(Hit(kind, start, end, rule) for start, end, kind, rule in sorted(found))
+    return tuple(Hit(kind, starts[start], ends[end - 1], rule) for start, end, kind, rule in sorted(found))

@@ -122,8 +122,9 @@ def yield_cpu() -> None:
     """Lowers the calling thread's priority (Linux schedules threads one by one; torch's OpenMP threads, which this
     thread starts, inherit it). Elsewhere it is left as it is."""
     if sys.platform == "linux":
+        thread = threading.get_native_id()
         with suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+            os.setpriority(os.PRIO_PROCESS, thread, max(NICE, os.getpriority(os.PRIO_PROCESS, thread)))
 
 
 PAUSED_BATCH = 8

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -125,25 +126,29 @@ class Model:
     def standardise(self, values: Mapping[str, float]) -> list[float]:
         return [(values[n] - m) / s for n, m, s in zip(self.names, self.mean, self.scale, strict=True)]
 
-    def probabilities(self, values: Mapping[str, float]) -> dict[str, float]:
-        z = self.standardise(values)
-        scores = [
-            b + sum(w * x for w, x in zip(row, z, strict=True)) for row, b in zip(self.weights, self.bias, strict=True)
-        ]
+    @cached_property
+    def _pull(self) -> tuple[tuple[float, ...], ...]:
+        """Each label's weights less the labels' mean weight, feature by feature: what pulls towards that label
+        rather than the others."""
+        means = [sum(column) / len(self.weights) for column in zip(*self.weights, strict=True)]
+        return tuple(tuple(w - m for w, m in zip(row, means, strict=True)) for row in self.weights)
+
+    def _scores(self, z: Sequence[float]) -> dict[str, float]:
+        scores = [b + sum(map(operator.mul, row, z)) for row, b in zip(self.weights, self.bias, strict=True)]
         top = max(scores)
         exps = [math.exp(s - top) for s in scores]
         total = sum(exps)
         return {label: e / total for label, e in zip(self.labels, exps, strict=True)}
 
+    def probabilities(self, values: Mapping[str, float]) -> dict[str, float]:
+        return self._scores(self.standardise(values))
+
     def label(self, values: Mapping[str, float]) -> Label:
         """The likeliest label, with the feature that pushed hardest towards it (against the other labels' pull)."""
-        probabilities = self.probabilities(values)
-        best = max(self.labels, key=lambda label: probabilities[label])
-        row = self.labels.index(best)
         z = self.standardise(values)
-        pulls = [
-            x * (self.weights[row][j] - sum(w[j] for w in self.weights) / len(self.weights)) for j, x in enumerate(z)
-        ]
+        probabilities = self._scores(z)
+        best = max(self.labels, key=lambda label: probabilities[label])
+        pulls = [x * w for x, w in zip(z, self._pull[self.labels.index(best)], strict=True)]
         telling = max(range(len(pulls)), key=lambda j: pulls[j])
         name = self.names[telling]
         return Label(best, f"model p={probabilities[best]:.2f}; most telling: {name} = {values[name]:.2f}")

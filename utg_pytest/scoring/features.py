@@ -11,6 +11,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from utg_pytest.model import Message
 
@@ -125,9 +126,13 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in WORD.findall(text)]
 
 
-def content_words(text: str) -> set[str]:
-    """Numbers and longer words, the specifics a reply is about."""
-    return {t for t in re.findall(r"[\w.]+", text.lower()) if (t[0].isdigit() or len(t) >= 4) and t not in STOPWORDS}
+@lru_cache(maxsize=16384)
+def content_words(text: str) -> frozenset[str]:
+    """Numbers and longer words, the specifics a reply is about. Remembered: every probe of a conversation looks at
+    the messages the probe before it looked at."""
+    return frozenset(
+        t for t in re.findall(r"[\w.]+", text.lower()) if (t[0].isdigit() or len(t) >= 4) and t not in STOPWORDS
+    )
 
 
 def lexical(a: str, b: str) -> float:

@@ -99,3 +99,18 @@ def test_a_failing_model_surfaces_in_the_caller() -> None:
     vectors.add(["anything"])
     with pytest.raises(RuntimeError, match="no weights"):
         vectors.finish()
+
+
+def test_what_is_left_after_generation_is_encoded_in_chunks_of_similar_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utg_pytest.scoring import embeddings
+
+    monkeypatch.setattr(embeddings, "FINAL_CHUNK", 3)
+    embedder = CountingEmbedder()
+    texts = [f"{'long ' * (i % 4)}text {i}" for i in range(8)]
+    found = TextVectors(embedder).add_all(texts)
+    assert sorted(found) == sorted(texts)
+    assert [len(call) for call in embedder.calls] == [3, 3, 2]
+    lengths = [len(t) for call in embedder.calls for t in call]
+    assert lengths == sorted(lengths)
+    single = TextVectors(Embedder()).add_all(texts)
+    assert all(found[t] @ single[t] == pytest.approx(1.0, abs=1e-5) for t in texts)

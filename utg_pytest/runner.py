@@ -107,6 +107,7 @@ class Limits:
     """What bounds calls to the model: requests in flight, requests and tokens per minute, and the token budget."""
 
     def __init__(self, settings: LimitSettings, period_s: float = 60.0) -> None:
+        self.concurrency = settings.concurrency
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.budget = Budget(settings.budget_tokens)
         self._rpm: Any = None
@@ -230,7 +231,7 @@ async def generate_all(
             policy.cache.put(key, outcome.prediction, outcome.generation)
         settled(index, outcome)
 
-    pending = []
+    pending: list[tuple[int, Probe, int, str | None]] = []
     # Objects alive before the phase (the collected items, loaded modules) cannot become garbage during it; frozen,
     # the collector stops rescanning them between requests, which is measurable per-request CPU at high concurrency.
     gc.freeze()
@@ -239,9 +240,17 @@ async def generate_all(
         if answered is not None:
             settled(index, answered)
         else:
-            pending.append(miss(index, probe, sample, key))
+            pending.append((index, probe, sample, key))
+    jobs = iter(pending)
+
+    async def worker() -> None:
+        # As many workers as requests may be in flight, taking the misses in order: a task per miss held about
+        # 2 KB for every probe of the run until the last one was answered.
+        for job in jobs:
+            await miss(*job)
+
     try:
-        await asyncio.gather(*pending)
+        await asyncio.gather(*(worker() for _ in range(min(limits.concurrency, len(pending)))))
     finally:
         gc.unfreeze()
     return [outcome for outcome in outcomes if outcome is not None]

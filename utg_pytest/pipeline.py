@@ -364,7 +364,7 @@ def execute(
     from utg_pytest.runner import CachePolicy, Judge, LazyBackend, Stage, generate
     from utg_pytest.scoring.embeddings import Embedder, TextVectors
     from utg_pytest.scoring.judge import JUDGE_VERSION
-    from utg_pytest.scoring.phase import finish_vectors, known_texts, references_for, score_stage
+    from utg_pytest.scoring.phase import known_texts, references_for, score_stage
     from utg_pytest.scoring.scorers import versions
 
     config = settings.model
@@ -429,8 +429,9 @@ def execute(
     try:
         if config.remote:
             vectors.start()
+        # Every prediction, cached or new, reaches `vectors` as it settles; the known texts are in already.
         generated = generate(stages, backend, settings, policy, progress, lambda text: vectors.add([text]), judge)
-        table = finish_vectors(vectors, generated)
+        table = vectors.finish()
         scored = [
             [
                 *score_stage(done, references, table, scorers, labeller),

@@ -2,9 +2,10 @@
 while generation is still running.
 
 Targets and reference texts (known up front) and each prediction as it arrives are encoded meanwhile, so the phase
-takes the longer of the two, not the sum. Against an endpoint the worker leaves one core to the client; beside the
-embedded model it encodes on one thread, next to llama.cpp's single-threaded token generation, and pauses while a
-prompt is evaluated on every core (`utg_pytest.cores`).
+takes the longer of the two, not the sum. Against an endpoint the worker runs at low priority, so the client's event
+loop comes first; beside the embedded model it encodes on one thread, next to llama.cpp's single-threaded token
+generation, and pauses while a prompt is evaluated on every core (`utg_pytest.cores`). What is left when generation
+ends is encoded by the caller, on every core.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The scoring phase: every prediction of every stage, and the reference predictors' answers for the same probes,
 scored together against the real user turns, each distinct text embedded once.
 
-Against a remote endpoint the texts known up front (real turns, reference answers, the context a label is given
-against) are handed to the encoder before generation starts and each prediction as it arrives, so encoding hides in
-the network wait; with the embedded model both would compete for the same cores, so encoding waits for generation.
+The texts known up front (real turns, reference answers, the context a label is given against) are handed to the
+encoder before generation starts and each prediction as it arrives, so encoding hides in the network wait or beside
+the embedded model's token generation (`utg_pytest.scoring.embeddings`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.runner import Generated
-from utg_pytest.scoring.embeddings import TextVectors
 from utg_pytest.scoring.labels import CONTEXT, context_texts
 from utg_pytest.scoring.outcomes import combine_samples, score_sample
 from utg_pytest.scoring.references import reference_texts
@@ -54,10 +53,3 @@ def score_stage(
         for probe, outcome, verdict in zip(sampled, generated.attempted, generated.judged, strict=True)
     ]
     return [combine_samples(scored[i * samples : (i + 1) * samples]) for i in range(len(probes))]
-
-
-def finish_vectors(vectors: TextVectors, generated: Sequence[Generated]) -> Any:
-    """Every vector scoring needs (the known texts were added before generation; a cached prediction arrives as one
-    too, but adding a text twice costs nothing)."""
-    vectors.add(o.prediction for done in generated for o in done.attempted if o.prediction is not None)
-    return vectors.finish()

@@ -114,3 +114,55 @@ def test_what_is_left_after_generation_is_encoded_in_chunks_of_similar_length(mo
     assert lengths == sorted(lengths)
     single = TextVectors(Embedder()).add_all(texts)
     assert all(found[t] @ single[t] == pytest.approx(1.0, abs=1e-5) for t in texts)
+
+
+def test_the_table_packs_vectors_into_blocks_without_changing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from utg_pytest.scoring import embeddings
+
+    monkeypatch.setattr(embeddings, "BLOCK_ROWS", 4)
+    table = embeddings.Table()
+    rows = np.random.default_rng(0).random((10, 3), dtype=np.float32)
+    for i, row in enumerate(rows):
+        table.put(f"text {i}", row)
+    table.put("wider", np.ones(5, dtype=np.float32))
+    assert all(np.array_equal(table[f"text {i}"], row) for i, row in enumerate(rows))
+    assert table["wider"].tolist() == [1.0] * 5
+    blocks = {id(table[name].base) for name in table}
+    assert len(blocks) == 4  # 4 + 4 + 2 rows of width 3, then a block for width 5
+    rows[0] = 0.0
+    assert table["text 0"].any()  # a copy: the encoder's output array is not kept alive
+
+
+def test_finish_hands_the_table_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utg_pytest.scoring import embeddings
+
+    calls: list[int] = []
+    monkeypatch.setattr(embeddings, "TRIM_EVERY", 2)
+    monkeypatch.setattr(embeddings, "return_freed_memory", lambda: calls.append(1))
+    vectors = TextVectors(CountingEmbedder())
+    table = vectors.add_all([TARGET, *PREDICTIONS])
+    assert sorted(table) == sorted(t for t in {TARGET, *PREDICTIONS} if t)
+    assert len(calls) == 2  # after the batch that reached TRIM_EVERY texts, and once encoding ended
+    assert vectors.finish() == {}
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
+def test_freed_heap_memory_goes_back_to_the_system() -> None:
+    from utg_pytest.scoring.embeddings import _libc, return_freed_memory
+
+    if _libc() is None:
+        pytest.skip("not glibc")
+
+    def resident_mb() -> float:
+        line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS"))
+        return int(line.split()[1]) / 1024
+
+    chunks = [bytes(4000) + bytes([i % 256]) for i in range(50_000)]  # 200 MB on the heap, below mmap's threshold
+    kept = chunks[::64]
+    del chunks
+    before = resident_mb()
+    return_freed_memory()
+    assert before - resident_mb() > 100, "the holes between the kept chunks stayed resident"
+    assert len(kept) == 782

@@ -439,6 +439,7 @@ def execute(
             ]
             for done, stage in zip(generated, unguarded, strict=True)
         ]
+        del table  # the vectors (about 5 KB a probe) are freed before the records are built
     finally:
         if policy is not None:
             policy.cache.close()

@@ -132,6 +132,53 @@ FINAL_CHUNK = 4096
 """Texts per call once generation is over."""
 PAUSED_BATCH = 8
 """Texts per batch beside the embedded model, which waits for a batch to end before it evaluates a prompt."""
+BLOCK_ROWS = 8192
+"""Vectors per block of the table (12 MB for a 384-dimension model)."""
+TRIM_EVERY = 2048
+"""Texts encoded between two returns of freed heap memory to the system."""
+
+
+def return_freed_memory() -> None:
+    """Hands the heap pages the encoder's temporaries freed back to the system (glibc only). glibc keeps them for
+    reuse, but between long-lived allocations they are rarely reused whole: a cold 4,000-probe run kept about 220 MB
+    of freed heap that `malloc_trim` returned. It changes no setting, so nothing else in the process notices."""
+    if sys.platform != "linux":
+        return
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@cache
+def _libc() -> Any:
+    import ctypes
+
+    try:
+        found = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return found if hasattr(found, "malloc_trim") else None
+
+
+class Table(dict[str, Any]):
+    """Text -> vector, the vectors packed into large blocks: one small array per batch, kept for the whole run,
+    pinned the heap between the encoder's temporaries, and a run's resident memory grew with every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._block: Any = None
+        self._used = 0
+
+    def put(self, text: str, vector: Any) -> None:
+        import numpy as np
+
+        if self._block is None or self._used == len(self._block) or self._block.shape[1] != len(vector):
+            self._block = np.empty((BLOCK_ROWS, len(vector)), dtype=np.float32)
+            self._used = 0
+        row = self._block[self._used]
+        row[:] = vector
+        self._used += 1
+        self[text] = row
 
 
 class TextVectors:
@@ -143,7 +190,8 @@ class TextVectors:
         self._store = store
         self._pending: list[str] = []
         self._seen: set[str] = set()
-        self._vectors: dict[str, Any] = {}
+        self._vectors = Table()
+        self._since_trim = 0
         self._lock = threading.Condition()
         self._closed = False
         self._worker: threading.Thread | None = None
@@ -179,7 +227,8 @@ class TextVectors:
 
     def finish(self) -> dict[str, Any]:
         """Blocks until every added text has a vector: the worker's batch in progress ends, and the caller encodes
-        the rest on every core at its own priority. A failure of the model is raised here, in the caller."""
+        the rest on every core at its own priority. A failure of the model is raised here, in the caller. The table
+        is handed over, not kept, so it is freed with the caller's last reference to it."""
         with self._lock:
             self._closed = True
             self._lock.notify()
@@ -192,7 +241,10 @@ class TextVectors:
         rest, self._pending = sorted(self._pending, key=len), []
         for start in range(0, len(rest), FINAL_CHUNK):
             self._embed(rest[start : start + FINAL_CHUNK], during=False)
-        return self._vectors
+        if self.encoded:
+            return_freed_memory()
+        table, self._vectors = self._vectors, Table()
+        return table
 
     def _work(self) -> None:
         yield_cpu()
@@ -217,7 +269,7 @@ class TextVectors:
 
         cached = self._store.get_many(batch) if self._store is not None else {}
         for text, blob in cached.items():
-            self._vectors[text] = np.frombuffer(blob, dtype=np.float32)
+            self._vectors.put(text, np.frombuffer(blob, dtype=np.float32))
         missing = [text for text in batch if text not in cached]
         if not missing:
             return
@@ -226,6 +278,11 @@ class TextVectors:
             encoded = np.asarray(self._embedder.encode(missing), dtype=np.float32)
         self.encoded += len(missing)
         for text, row in zip(missing, encoded, strict=True):
-            self._vectors[text] = row
+            self._vectors.put(text, row)
         if self._store is not None:
             self._store.put_many({text: row.tobytes() for text, row in zip(missing, encoded, strict=True)})
+        del encoded
+        self._since_trim += len(missing)
+        if self._since_trim >= TRIM_EVERY:
+            self._since_trim = 0
+            return_freed_memory()

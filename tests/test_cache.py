@@ -105,6 +105,51 @@ def test_replay_needs_no_server_and_a_miss_is_an_error(
     assert SECRET.encode() not in cache_bytes
 
 
+def test_labels_are_kept_and_a_replay_reads_them_instead_of_classifying(
+    pytester: pytest.Pytester, small_log: Path
+) -> None:
+    first_out, second_out = pytester.path / "first.jsonl", pytester.path / "second.jsonl"
+    with serve(ParrotModel) as url:
+        run(pytester, url, "--utg-max-probes", "3", "--utg-results", str(first_out)).assert_outcomes(passed=3 + GATES)
+    first = read_results(first_out)
+    cache_path = pytester.path / ".utg_cache" / "generations.sqlite3"
+    with closing(sqlite3.connect(cache_path)) as db:
+        kept = db.execute("SELECT label, reason FROM labels").fetchall()
+    assert sorted(kept) == sorted((r["label"], r["label_reason"]) for r in first)
+    assert check(cache_path).labels == len(kept)
+
+    replayed = run(
+        pytester, url, "--utg-max-probes", "3", "--utg-cache-mode", "replay", "--utg-results", str(second_out)
+    )
+    replayed.assert_outcomes(passed=3 + GATES)
+    assert [(r["label"], r["label_reason"]) for r in read_results(second_out)] == [
+        (r["label"], r["label_reason"]) for r in first
+    ]
+    with closing(sqlite3.connect(cache_path)) as db, db:
+        db.execute("UPDATE labels SET label = 'closing', reason = 'planted'")
+    run(pytester, url, "--utg-max-probes", "3", "--utg-cache-mode", "replay", "--utg-results", str(second_out))
+    assert {(r["label"], r["label_reason"]) for r in read_results(second_out)} == {("closing", "planted")}
+
+
+def test_a_label_is_kept_under_its_labeller_its_context_and_its_prediction() -> None:
+    from utg_pytest.scoring.labels import cache_key, identity
+
+    base = cache_key(identity(), PROBE.context, "the basic one")
+    assert (
+        len(
+            {
+                base,
+                cache_key(identity() + "|other embedding model", PROBE.context, "the basic one"),
+                cache_key(identity(), PROBE.context[:1], "the basic one"),
+                cache_key(identity(), (Message("user", "hi"), Message("system", "which plan?")), "the basic one"),
+                cache_key(identity(), PROBE.context, "the basic one!"),
+            }
+        )
+        == 5
+    )
+    assert cache_key(identity(), PROBE.context, "the basic one") == base
+
+
 def test_refresh_calls_the_model_again_and_off_writes_nothing(pytester: pytest.Pytester, small_log: Path) -> None:
     with serve(ParrotModel) as url:
         run(pytester, url, "--utg-max-probes", "2").assert_outcomes(passed=2 + GATES)
@@ -227,10 +272,16 @@ def test_a_row_a_run_could_not_read_back_is_a_problem(tmp_path: Path, row: tuple
     with sqlite3.connect(tmp_path / "generations.sqlite3") as db:
         db.execute("INSERT INTO generations VALUES (?, ?, ?, ?)", row)
         db.execute("INSERT INTO embeddings VALUES (?, ?)", ("e", b"\0\0\0"))
+        db.execute("INSERT INTO labels VALUES (?, ?, ?)", ("l", "closing", ""))
+        db.execute("INSERT INTO labels VALUES (?, ?, ?)", (KEY, "", ""))
     found = check(tmp_path)
-    assert len(found.problems) == 2
+    assert len(found.problems) == 4
     assert problem in found.problems[0]
     assert found.problems[1] == "embedding 'e': vector is not float32 bytes"
+    assert list(found.problems[2:]) == [
+        "label 'l': key is not a SHA-256 hex digest",
+        f"label {KEY!r}: not a label and a reason",
+    ]
 
 
 def test_a_damaged_file_fails_the_check_and_the_cli_says_so(tmp_path: Path) -> None:
@@ -251,7 +302,7 @@ def test_a_damaged_file_fails_the_check_and_the_cli_says_so(tmp_path: Path) -> N
     assert "problem(s)" in damaged.stdout.splitlines()[-1]
     GenerationCache(tmp_path / "fresh").close()
     sound = subprocess.run([*cli, str(tmp_path / "fresh")], capture_output=True, text=True, check=False)
-    rows = "0 generation(s), 0 embedding(s), 0 file digest(s)"
+    rows = "0 generation(s), 0 embedding(s), 0 label(s), 0 file digest(s)"
     assert (sound.returncode, sound.stdout) == (0, f"{tmp_path / 'fresh' / 'generations.sqlite3'}: sound; {rows}\n")
     missing = subprocess.run([*cli, str(tmp_path / "none")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2

@@ -3,7 +3,8 @@
 The key is a hash of everything that changes the answer: the backend's identity (endpoint and requested model, or the
 GGUF file's content hash), the prompt strategy and its instructions, the probe's context, the sampling settings and
 the sample index. It is computed without starting the backend, so a replay never loads a model or opens a
-connection. No API key is part of a key or a value.
+connection. No API key is part of a key or a value. The same file keeps embeddings (`EmbeddingCache`) and heuristic
+labels (`GenerationCache.labels`), so a replay neither encodes nor classifies again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,9 @@ def _open(path: Path) -> sqlite3.Connection:
         )
         db.execute("CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
         db.execute(
+            "CREATE TABLE IF NOT EXISTS labels (key TEXT PRIMARY KEY, label TEXT NOT NULL, reason TEXT NOT NULL)"
+        )
+        db.execute(
             "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
             "mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL)"
         )
@@ -104,6 +109,18 @@ class GenerationCache:
             (key, prediction, json.dumps(asdict(generation)), time.time()),
         )
 
+    def labels(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """(label, reason) of each key a previous run labelled (see `scoring.labels.cache_key`)."""
+        return {key: (label, reason) for key, label, reason in _rows_of(self._db, "key, label, reason", "labels", keys)}
+
+    def put_labels(self, labels: dict[str, tuple[str, str]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO labels (key, label, reason) VALUES (?, ?, ?)",
+                [(key, label, reason) for key, (label, reason) in labels.items()],
+            )
+
     def digest(self, path: Path) -> str:
         """`file_digest`, remembered while the file's size and modification time stay the same: hashing a model of
         hundreds of megabytes on every run would cost more than a fully cached run."""
@@ -126,10 +143,20 @@ class GenerationCache:
         self._db.close()
 
 
+LOOKUP_CHUNK = 500
+"""Keys per query: SQLite bounds the parameters of one statement."""
+
+
+def _rows_of(db: sqlite3.Connection, columns: str, table: str, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `table` whose key is one of `keys`, a chunk of keys per query."""
+    ordered = list(keys)
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        chunk = ordered[start : start + LOOKUP_CHUNK]
+        yield from db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+
+
 class EmbeddingCache:
     """Unit vectors by (embedding model identity, text), stored as float32 bytes next to the generations."""
-
-    LOOKUP_CHUNK = 500
 
     def __init__(self, directory: Path, model_identity: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -141,14 +168,7 @@ class EmbeddingCache:
 
     def get_many(self, texts: list[str]) -> dict[str, bytes]:
         keys = {self._key(text): text for text in texts}
-        found: dict[str, bytes] = {}
-        ordered = list(keys)
-        for start in range(0, len(ordered), self.LOOKUP_CHUNK):
-            chunk = ordered[start : start + self.LOOKUP_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, vector in self._db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
-                found[keys[key]] = vector
-        return found
+        return {keys[key]: vector for key, vector in _rows_of(self._db, "key, vector", "embeddings", list(keys))}
 
     def put_many(self, vectors: dict[str, bytes]) -> None:
         with self._db:
@@ -182,6 +202,7 @@ class CacheCheck:
     embeddings: int = 0
     digests: int = 0
     problems: tuple[str, ...] = ()
+    labels: int = 0
 
     @property
     def ok(self) -> bool:
@@ -226,6 +247,13 @@ def _row_problems(db: sqlite3.Connection, tables: set[str], counts: dict[str, in
             counts["embeddings"] += 1
             if not isinstance(vector, bytes) or not vector or len(vector) % 4:
                 bad.append(f"embedding {key!r}: vector is not float32 bytes")
+    if "labels" in tables:
+        for key, label, reason in db.execute("SELECT key, label, reason FROM labels"):
+            counts["labels"] += 1
+            if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+                bad.append(f"label {key!r}: key is not a SHA-256 hex digest")
+            elif not isinstance(label, str) or not label or not isinstance(reason, str):
+                bad.append(f"label {key!r}: not a label and a reason")
     if "digests" in tables:
         for digest_path, size, mtime_ns, digest in db.execute("SELECT path, size, mtime_ns, digest FROM digests"):
             counts["digests"] += 1
@@ -242,12 +270,13 @@ def _row_problems(db: sqlite3.Connection, tables: set[str], counts: dict[str, in
 def check(path: Path) -> CacheCheck:
     """Whether a cache can be trusted after a crash or a kill: SQLite's integrity check of the file (with its
     write-ahead log, which opening replays, as a run's opening would), the tables a run expects, and every row
-    decoding to what a run reads back (a generation, a float32 vector, a file digest). Writes no row; a missing file
-    is an error, not an empty cache."""
+    decoding to what a run reads back (a generation, a float32 vector, a label, a file digest). Writes no row; a
+    missing file is an error, not an empty cache. A cache written before labels were kept has no labels table; the
+    next run creates it, so its absence is no problem."""
     file = cache_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no cache file")
-    counts = {"generations": 0, "embeddings": 0, "digests": 0}
+    counts = {"generations": 0, "embeddings": 0, "digests": 0, "labels": 0}
     problems: list[str] = []
     db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=rw", uri=True, timeout=30.0)
     try:
@@ -261,4 +290,6 @@ def check(path: Path) -> CacheCheck:
         problems.append(f"not a readable SQLite cache: {exc}")
     finally:
         db.close()
-    return CacheCheck(file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems))
+    return CacheCheck(
+        file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems), counts["labels"]
+    )

@@ -198,7 +198,10 @@ def cache_check(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"utg cache check: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    rows = f"{found.generations} generation(s), {found.embeddings} embedding(s), {found.digests} file digest(s)"
+    rows = (
+        f"{found.generations} generation(s), {found.embeddings} embedding(s), {found.labels} label(s), "
+        f"{found.digests} file digest(s)"
+    )
     if found.ok:
         sys.stdout.write(f"{found.path}: sound; {rows}\n")
         return EXIT_OK

@@ -364,7 +364,9 @@ def execute(
     from utg_pytest.runner import CachePolicy, Judge, LazyBackend, Stage, generate
     from utg_pytest.scoring.embeddings import Embedder, TextVectors
     from utg_pytest.scoring.judge import JUDGE_VERSION
-    from utg_pytest.scoring.phase import known_texts, references_for, score_stage
+    from utg_pytest.scoring.labels import identity as label_identity
+    from utg_pytest.scoring.outcomes import heuristic
+    from utg_pytest.scoring.phase import known_texts, references_for, remembered, score_stage
     from utg_pytest.scoring.scorers import versions
 
     config = settings.model
@@ -432,14 +434,20 @@ def execute(
         # Every prediction, cached or new, reaches `vectors` as it settles; the known texts are in already.
         generated = generate(stages, backend, settings, policy, progress, lambda text: vectors.add([text]), judge)
         table = vectors.finish()
+        # Heuristic labels are kept in the cache: classifying is most of what a replayed probe costs.
+        labels = None
+        if policy is not None and judge is None:
+            labels = remembered(generated, f"{embedding}|{label_identity()}", policy.cache)
         scored = [
             [
-                *score_stage(done, references, table, scorers, labeller),
+                *score_stage(done, references, table, scorers, labeller, labels or heuristic),
                 *(blocked[p.id] for p in stage.probes if p.id in blocked),
             ]
             for done, stage in zip(generated, unguarded, strict=True)
         ]
         del table  # the vectors (about 5 KB a probe) are freed before the records are built
+        if policy is not None and labels is not None and labels.fresh:
+            policy.cache.put_labels({key: (found.label, found.reason) for key, found in labels.fresh.items()})
     finally:
         if policy is not None:
             policy.cache.close()

@@ -12,6 +12,7 @@ Its agreement with a human reader on real model predictions it was not fitted on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import operator
@@ -152,6 +153,21 @@ class Model:
         telling = max(range(len(pulls)), key=lambda j: pulls[j])
         name = self.names[telling]
         return Label(best, f"model p={probabilities[best]:.2f}; most telling: {name} = {values[name]:.2f}")
+
+
+@cache
+def identity() -> str:
+    """What a heuristic label depends on besides the prediction, its context and the embedding model: the revision,
+    the window and the fitted weights (a refit without a new revision must not reuse old labels)."""
+    weights = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
+    return f"{HEURISTIC}-{VERSION}/window-{CONTEXT}/{hashlib.sha256(weights).hexdigest()[:16]}"
+
+
+def cache_key(labeller: str, context: Sequence[Message], prediction: str) -> str:
+    """Where a heuristic label is kept in the cache: classifying is most of what replaying a cached probe costs.
+    `labeller` is `identity()` and the embedding model's identity."""
+    payload = json.dumps([labeller, [[m.role, m.text] for m in context], prediction], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @cache

@@ -9,7 +9,7 @@ sample produced a prediction.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +17,9 @@ from utg_pytest import stats
 from utg_pytest.model import Attempted, Probe, ProbeResult
 from utg_pytest.scoring import similarity
 from utg_pytest.scoring.echo import ECHO_THRESHOLD, echo_score
+from utg_pytest.scoring.features import Semantic
 from utg_pytest.scoring.judge import Judged
-from utg_pytest.scoring.labels import classify
+from utg_pytest.scoring.labels import Label, classify
 from utg_pytest.scoring.references import last_text
 from utg_pytest.scoring.scorers import Scorer, score_all
 
@@ -38,6 +39,14 @@ def judge_labels(verdict: Judged | None, judge: str) -> dict[str, Any]:
     }
 
 
+LabelOf = Callable[[Probe, str, Semantic], Label]
+"""The heuristic label of a probe's prediction, given how to compare two texts semantically."""
+
+
+def heuristic(probe: Probe, prediction: str, semantic: Semantic) -> Label:
+    return classify(prediction, probe.label_context, semantic)
+
+
 def score_sample(
     probe: Probe,
     outcome: Attempted,
@@ -46,10 +55,11 @@ def score_sample(
     vectors: Mapping[str, Any],
     scorers: Sequence[Scorer],
     judge: str | None,
+    label_of: LabelOf = heuristic,
 ) -> ProbeResult:
     """One generation of a probe, scored like every other. The reference predictors' scores on the probe (the same
     for each of its samples) ride along so each result can be compared with them on its own. With an LLM `judge`
-    (its identity), its verdict labels the prediction; otherwise the heuristic classifier does."""
+    (its identity), its verdict labels the prediction; otherwise the heuristic classifier does (`label_of`)."""
     generation, prediction = outcome.generation, outcome.prediction
     if generation is None or prediction is None:
         return ProbeResult(
@@ -65,7 +75,7 @@ def score_sample(
     echo = echo_score(prediction, last_text(probe, "assistant") or "")
     labels = judge_labels(verdict, judge) if judge is not None else {}
     if not labels:
-        label = classify(prediction, probe.label_context, lambda a, b: similarity.semantic(a, b, vectors))
+        label = label_of(probe, prediction, lambda a, b: similarity.semantic(a, b, vectors))
         labels = {"label": label.label, "label_reason": label.reason}
     return ProbeResult(
         probe.id,

@@ -214,9 +214,14 @@ def cache_file(path: Path) -> Path:
     return path / CACHE_FILE if path.is_dir() else path
 
 
+def _is_key(key: object) -> bool:
+    """Whether a row's key is what every key of this cache is: a SHA-256 hex digest."""
+    return isinstance(key, str) and len(key) == 64 and not key.strip("0123456789abcdef")
+
+
 def _generation_problem(key: object, prediction: object, generation: object, created: object) -> str | None:
     """Why a row of the generations table could not answer a probe, or None when `GenerationCache.get` can use it."""
-    if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+    if not _is_key(key):
         return "key is not a SHA-256 hex digest"
     if not isinstance(prediction, str):
         return "prediction is not text"
@@ -250,7 +255,7 @@ def _row_problems(db: sqlite3.Connection, tables: set[str], counts: dict[str, in
     if "labels" in tables:
         for key, label, reason in db.execute("SELECT key, label, reason FROM labels"):
             counts["labels"] += 1
-            if not isinstance(key, str) or len(key) != 64 or key.strip("0123456789abcdef"):
+            if not _is_key(key):
                 bad.append(f"label {key!r}: key is not a SHA-256 hex digest")
             elif not isinstance(label, str) or not label or not isinstance(reason, str):
                 bad.append(f"label {key!r}: not a label and a reason")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from utg_pytest.model import Probe, ProbeResult
 from utg_pytest.runner import Generated
 from utg_pytest.scoring.features import Semantic
-from utg_pytest.scoring.labels import CONTEXT, Label, cache_key, classify, context_texts
+from utg_pytest.scoring.labels import CONTEXT, Label, cache_key, context_texts
 from utg_pytest.scoring.outcomes import LabelOf, combine_samples, heuristic, score_sample
 from utg_pytest.scoring.references import reference_texts
 from utg_pytest.scoring.scorers import Scorer, score_all
@@ -63,7 +63,7 @@ class Remembered:
         key = self.keys[probe.id, prediction]
         found = self.known.get(key) or self.fresh.get(key)
         if found is None:
-            found = self.fresh[key] = classify(prediction, probe.label_context, semantic)
+            found = self.fresh[key] = heuristic(probe, prediction, semantic)
         return found
 
 

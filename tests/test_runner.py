@@ -10,9 +10,12 @@ import pytest
 from fakes import FakeFactory
 
 from utg_pytest.cache import GenerationCache
+from utg_pytest.cores import Cores
 from utg_pytest.generate.prompts import Request
 from utg_pytest.model import Message, Probe
+from utg_pytest.pipeline import Overlap
 from utg_pytest.runner import CachePolicy, LazyBackend, Stage, generate
+from utg_pytest.scoring.embeddings import Embedder, TextVectors
 from utg_pytest.settings import GenerationConfig, build
 
 PROBES = [
@@ -78,3 +81,53 @@ def test_without_the_embedded_extra_the_error_names_the_install_command(monkeypa
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(ImportError, match=r'pip install "utg-pytest\[embedded\]"'):
         load_llama()
+
+
+class Watched(TextVectors):
+    """Records how many requests the backend had answered when encoding began beside generation."""
+
+    def __init__(self, factory: FakeFactory) -> None:
+        super().__init__(Embedder())
+        self.factory = factory
+        self.began_after: list[int] = []
+
+    def start(self, threads: int | None = None, cores: Cores | None = None) -> None:
+        self.began_after.append(sum(len(b.requests) for b in self.factory.opened))
+
+
+@pytest.mark.parametrize("judged", [False, True], ids=["plain", "judged"])
+def test_encoding_begins_beside_generation_only_after_the_model_first_answered(tmp_path: Path, judged: bool) -> None:
+    """Cached predictions settle before the backend opens, and the encoder must not import its stack while the
+    backend's client is importing the same packages; a judged run encodes after generation."""
+    cache = GenerationCache(tmp_path)
+    policy = CachePolicy(cache, "use", "fake#model", "fp")
+    factory = FakeFactory()
+    warm = [Stage("predictions", PROBES[:2], GenerationConfig(prompt="roleswap"))]
+    generate(warm, backend(factory), SETTINGS, policy)
+    factory = FakeFactory()
+    vectors = Watched(factory)
+    beside = Overlap(vectors, judged=judged)
+    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), remote=True, on_start=beside.started)
+    found = generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], lazy, SETTINGS, policy,
+                     on_prediction=beside.arrived)  # fmt: skip
+    assert sum(o.cached for o in found[0].attempted) == 2
+    assert len(vectors.began_after) == (0 if judged else 1)
+    assert all(answered >= 1 for answered in vectors.began_after)
+    assert set(vectors.finish()) == {"reply at 0"}
+    cache.close()
+
+
+def test_a_fully_cached_run_encodes_after_generation(tmp_path: Path) -> None:
+    cache = GenerationCache(tmp_path)
+    policy = CachePolicy(cache, "use", "fake#model", "fp")
+    generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], backend(FakeFactory()), SETTINGS,
+             policy)  # fmt: skip
+    factory = FakeFactory()
+    vectors = Watched(factory)
+    beside = Overlap(vectors, judged=False)
+    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), remote=True, on_start=beside.started)
+    generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], lazy, SETTINGS, policy,
+             on_prediction=beside.arrived)  # fmt: skip
+    assert factory.opened == []
+    assert vectors.began_after == []
+    cache.close()

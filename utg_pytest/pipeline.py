@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -427,12 +426,11 @@ def execute(
     all_probes = [p for done in stages for p in done.probes]
     vectors = TextVectors(embedder, store)
     vectors.add(known_texts(all_probes, references))
-    backend = LazyBackend(lambda: factory.open(config), config.remote, partial(overlap, vectors))
+    beside = Overlap(vectors, judged=judge is not None)
+    backend = LazyBackend(lambda: factory.open(config), config.remote, beside.started)
     try:
-        if config.remote:
-            vectors.start()
         # Every prediction, cached or new, reaches `vectors` as it settles; the known texts are in already.
-        generated = generate(stages, backend, settings, policy, progress, lambda text: vectors.add([text]), judge)
+        generated = generate(stages, backend, settings, policy, progress, beside.arrived, judge)
         table = vectors.finish()
         # Heuristic labels are kept in the cache: classifying is most of what a replayed probe costs.
         labels = None
@@ -469,12 +467,37 @@ def execute(
     )  # fmt: skip
 
 
-def overlap(vectors: TextVectors, backend: Backend) -> None:
-    """Once a model on this machine has started, encoding fits around it where it shares its cores (`cores`); a
-    local backend that does not leaves its texts to be encoded after generation."""
-    cores = getattr(backend, "cores", None)
-    if not backend.remote and cores is not None:
-        vectors.start(threads=1, cores=cores)
+class Overlap:
+    """Encodes beside generation, from the first prediction the model itself answers: an endpoint's requests leave
+    the cores free, and an embedded model that reports its `cores` lets encoding fit around its prompts; any other
+    local backend leaves the texts to be encoded after generation.
+
+    Not before that first answer: opening a backend and sending its first request import the client's stack
+    (openai, httpx, anyio's event-loop backend, the chat template's Jinja), and the encoder's import of
+    sentence-transformers pulls in the same packages; two threads importing one package at once can find it half
+    initialised (an xdist worker once failed on jinja2 that way). An LLM judge's backend opens after generation,
+    while the encoder might still be importing, so a judged run encodes after generation."""
+
+    def __init__(self, vectors: TextVectors, judged: bool) -> None:
+        self._vectors = vectors
+        self._judged = judged
+        self._backend: Backend | None = None
+        self._begun = False
+
+    def started(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def arrived(self, prediction: str) -> None:
+        self._vectors.add([prediction])
+        backend = self._backend
+        if self._begun or backend is None or self._judged:
+            return
+        self._begun = True
+        cores = getattr(backend, "cores", None)
+        if backend.remote:
+            self._vectors.start()
+        elif cores is not None:
+            self._vectors.start(threads=1, cores=cores)
 
 
 def pii_mode(settings: Settings, judged_as: BackendConfig | None = None) -> str:

@@ -116,7 +116,9 @@ def test_what_is_left_after_generation_is_encoded_in_chunks_of_similar_length(mo
     assert all(found[t] @ single[t] == pytest.approx(1.0, abs=1e-5) for t in texts)
 
 
-def test_the_table_packs_vectors_into_blocks_without_changing_them(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_table_packs_half_precision_rows_into_blocks_and_reads_them_back_as_float32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import numpy as np
 
     from utg_pytest.scoring import embeddings
@@ -126,13 +128,39 @@ def test_the_table_packs_vectors_into_blocks_without_changing_them(monkeypatch: 
     rows = np.random.default_rng(0).random((10, 3), dtype=np.float32)
     for i, row in enumerate(rows):
         table.put(f"text {i}", row)
-    table.put("wider", np.ones(5, dtype=np.float32))
-    assert all(np.array_equal(table[f"text {i}"], row) for i, row in enumerate(rows))
-    assert table["wider"].tolist() == [1.0] * 5
-    blocks = {id(table[name].base) for name in table}
-    assert len(blocks) == 4  # 4 + 4 + 2 rows of width 3, then a block for width 5
+    assert len(table) == 10
+    assert "text 9" in table
+    assert "text 10" not in table
+    assert all(table[f"text {i}"].dtype == np.float32 for i in range(10))
+    assert all(np.allclose(table[f"text {i}"], row / np.linalg.norm(row), rtol=1e-3) for i, row in enumerate(rows))
+    assert [(b.shape, b.dtype) for b in table._blocks] == [((4, 3), np.float16)] * 3
     rows[0] = 0.0
     assert table["text 0"].any()  # a copy: the encoder's output array is not kept alive
+
+
+def test_half_precision_moves_no_cosine_between_fixture_texts_by_more_than_1e_4(fixtures_dir: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from utg_pytest.scoring.embeddings import Table
+
+    texts = sorted(
+        {
+            m["content"]
+            for path in (fixtures_dir / "logs").glob("*.jsonl")
+            for line in path.read_text(encoding="utf-8").splitlines()
+            for m in json.loads(line).get("messages", [])
+            if isinstance(m.get("content"), str) and m["content"].strip()
+        }
+    )
+    assert len(texts) > 300
+    full = np.asarray(Embedder().encode(texts), dtype=np.float32)
+    table = Table()
+    for text, row in zip(texts, full, strict=True):
+        table.put(text, row)
+    half = np.stack([table[text] for text in texts])
+    assert np.abs(full @ full.T - half @ half.T).max() < 1e-4
 
 
 def test_finish_hands_the_table_over(monkeypatch: pytest.MonkeyPatch) -> None:

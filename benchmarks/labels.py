@@ -19,7 +19,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,14 +91,14 @@ def real(split: str) -> list[Item]:
     ]
 
 
-def vectors(items: Sequence[Item], embedder: Embedder) -> dict[str, Any]:
+def vectors(items: Sequence[Item], embedder: Embedder) -> Mapping[str, Any]:
     table = TextVectors(embedder)
     table.add(item.prediction for item in items)
     table.add(text for item in items for text in context_texts(item.context[-CONTEXT:]))
     return table.finish()
 
 
-def similarity_of(table: dict[str, Any]) -> Semantic:
+def similarity_of(table: Mapping[str, Any]) -> Semantic:
     return lambda a, b: similarity.semantic(a, b, table)
 
 

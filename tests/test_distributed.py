@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def same(left: object, right: object, path: str = "") -> None:
     """Equal, except that numbers may differ by float rounding: the encoder's results move in the seventh digit with
     the composition of its batches, which differs between one process and two, and storing vectors in half precision
-    can carry that to the sixth."""
+    can turn that into a step of the last half-precision digit, up to about 1e-4 on a cosine."""
     if isinstance(left, dict) and isinstance(right, dict):
         assert left.keys() == right.keys(), path
         for key in left:
@@ -29,7 +29,7 @@ def same(left: object, right: object, path: str = "") -> None:
         for index, (a, b) in enumerate(zip(left, right, strict=True)):
             same(a, b, f"{path}/{index}")
     elif isinstance(left, float) and isinstance(right, float):
-        assert left == pytest.approx(right, abs=1e-5), path
+        assert left == pytest.approx(right, abs=1e-4), path
     else:
         assert left == right, path
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from fakes import FakeFactory
+from fakes import FakeBackend, FakeFactory
 
 from utg_pytest.cache import GenerationCache
 from utg_pytest.cores import Cores
@@ -136,3 +136,25 @@ def test_a_fully_cached_run_encodes_after_generation(tmp_path: Path) -> None:
     assert factory.opened == []
     assert vectors.began_after == []
     cache.close()
+
+
+class LocalBackend(FakeBackend):
+    remote = False
+
+
+@pytest.mark.parametrize("cores", [None, "the model's cores"], ids=["no cores", "cores"])
+def test_a_local_backend_is_encoded_beside_only_when_it_shares_its_cores(cores: object) -> None:
+    started: list[tuple[int | None, object]] = []
+
+    class Recorded(TextVectors):
+        def start(self, threads: int | None = None, cores: Cores | None = None) -> None:
+            started.append((threads, cores))
+
+    local = LocalBackend(lambda request, sampling: "", lambda request: False)
+    if cores is not None:
+        local.cores = cores  # type: ignore[attr-defined]
+    beside = Overlap(Recorded(Embedder()), judged=False)
+    beside.started(local)
+    beside.arrived("first")
+    beside.arrived("second")
+    assert started == ([] if cores is None else [(1, cores)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ TARGET = "the order never arrived, can I get a refund"
 PREDICTIONS = ["my package didn't come, I want my money back", "what's the weather like in Paris tomorrow", "", TARGET]
 
 
-def scores(vectors: dict[str, Any]) -> list[float]:
+def scores(vectors: Mapping[str, Any]) -> list[float]:
     return [similarity.semantic(p, TARGET, vectors) for p in PREDICTIONS]
 
 
@@ -136,6 +137,8 @@ def test_the_table_packs_half_precision_rows_into_blocks_and_reads_them_back_as_
     assert [(b.shape, b.dtype) for b in table._blocks] == [((4, 3), np.float16)] * 3
     rows[0] = 0.0
     assert table["text 0"].any()  # a copy: the encoder's output array is not kept alive
+    with pytest.raises(ValueError, match="a vector of 5 dimensions among vectors of 3"):
+        table.put("wider", np.ones(5, dtype=np.float32))
 
 
 def test_half_precision_moves_no_cosine_between_fixture_texts_by_more_than_1e_4(fixtures_dir: Path) -> None:

@@ -468,15 +468,16 @@ def execute(
 
 
 class Overlap:
-    """Encodes beside generation, from the first prediction the model itself answers: an endpoint's requests leave
-    the cores free, and an embedded model that reports its `cores` lets encoding fit around its prompts; any other
-    local backend leaves the texts to be encoded after generation.
+    """Encodes beside generation once the backend has started and a prediction settles after that (the backend's
+    first answer, or a later stage's cached one once its requests have run): an endpoint's requests leave the cores
+    free, and an embedded model that reports its `cores` lets encoding fit around its prompts; any other local
+    backend leaves the texts to be encoded after generation.
 
-    Not before that first answer: opening a backend and sending its first request import the client's stack
-    (openai, httpx, anyio's event-loop backend, the chat template's Jinja), and the encoder's import of
-    sentence-transformers pulls in the same packages; two threads importing one package at once can find it half
-    initialised (an xdist worker once failed on jinja2 that way). An LLM judge's backend opens after generation,
-    while the encoder might still be importing, so a judged run encodes after generation."""
+    Not sooner: opening a backend and sending its first request import the client's stack (openai, httpx, anyio's
+    event-loop backend, the chat template's Jinja), and the encoder's import of sentence-transformers pulls in the
+    same packages; two threads importing one package at once can find it half initialised (an xdist worker once
+    failed on jinja2 that way). An LLM judge's backend opens once generation ends, while the encoder might still be
+    importing, so a judged run encodes after generation and judging."""
 
     def __init__(self, vectors: TextVectors, judged: bool) -> None:
         self._vectors = vectors

@@ -163,11 +163,13 @@ class Table(Mapping[str, Any]):
     pinned the heap between the encoder's temporaries, and 100,000 probes hold about 350,000 vectors, 540 MB in
     float32. Half precision moves a cosine of unit vectors by about 1e-5 (at most 6.3e-5 over every pair of the
     fixtures' 422 texts), far below the three decimals scores are read at. A vector is read back as float32 and of
-    unit length again, so a text stays exactly as similar to itself (1.0) and scorers compute at full precision."""
+    unit length again: a text is as similar to itself as in float32 (1.0), and scorers compute at full precision."""
 
     def __init__(self) -> None:
         self._rows: dict[str, int] = {}
         self._blocks: list[Any] = []
+        self._scales: list[Any] = []
+        """Per row, the float32 factor that brings the stored half-precision row back to unit length."""
         self._next = 0
 
     def put(self, text: str, vector: Any) -> None:
@@ -176,7 +178,13 @@ class Table(Mapping[str, Any]):
         block, row = divmod(self._next, BLOCK_ROWS)
         if row == 0:
             self._blocks.append(np.empty((BLOCK_ROWS, len(vector)), dtype=np.float16))
-        self._blocks[block][row] = vector
+            self._scales.append(np.empty(BLOCK_ROWS, dtype=np.float32))
+        stored = self._blocks[block][row]
+        if len(vector) != len(stored):
+            raise ValueError(f"a vector of {len(vector)} dimensions among vectors of {len(stored)}")
+        stored[:] = vector
+        norm = float(np.linalg.norm(stored.astype(np.float32)))
+        self._scales[block][row] = 1.0 / norm if norm > 0 else 1.0
         self._rows[text] = self._next
         self._next += 1
 
@@ -184,9 +192,7 @@ class Table(Mapping[str, Any]):
         import numpy as np
 
         block, row = divmod(self._rows[text], BLOCK_ROWS)
-        vector = self._blocks[block][row].astype(np.float32)
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm > 0 else vector
+        return np.multiply(self._blocks[block][row], self._scales[block][row], dtype=np.float32)
 
     def __contains__(self, text: object) -> bool:
         return text in self._rows

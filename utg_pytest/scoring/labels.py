@@ -158,9 +158,10 @@ class Model:
 @cache
 def identity() -> str:
     """What a heuristic label depends on besides the prediction, its context and the embedding model: the revision,
-    the window and the fitted weights (a refit without a new revision must not reuse old labels)."""
+    the window, the fitted weights (a refit without a new revision must not reuse old labels) and the precision its
+    similarities are computed from (the vector table's half-precision rows)."""
     weights = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
-    return f"{HEURISTIC}-{VERSION}/window-{CONTEXT}/{hashlib.sha256(weights).hexdigest()[:16]}"
+    return f"{HEURISTIC}-{VERSION}/window-{CONTEXT}/{hashlib.sha256(weights).hexdigest()[:16]}/vectors-f16"
 
 
 def cache_key(labeller: str, context: Sequence[Message], prediction: str) -> str:

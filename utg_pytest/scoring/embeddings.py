@@ -132,6 +132,8 @@ FINAL_CHUNK = 4096
 """Texts per call once generation is over."""
 PAUSED_BATCH = 8
 """Texts per batch beside the embedded model, which waits for a batch to end before it evaluates a prompt."""
+STORED_DTYPE = "float16"
+"""How the table keeps its rows (see `Table`); heuristic labels are cached under it, as they depend on it."""
 BLOCK_ROWS = 8192
 """Vectors per block of the table (6 MB for a 384-dimension model)."""
 TRIM_EVERY = 2048
@@ -177,7 +179,7 @@ class Table(Mapping[str, Any]):
 
         block, row = divmod(self._next, BLOCK_ROWS)
         if row == 0:
-            self._blocks.append(np.empty((BLOCK_ROWS, len(vector)), dtype=np.float16))
+            self._blocks.append(np.empty((BLOCK_ROWS, len(vector)), dtype=STORED_DTYPE))
             self._scales.append(np.empty(BLOCK_ROWS, dtype=np.float32))
         stored = self._blocks[block][row]
         if len(vector) != len(stored):

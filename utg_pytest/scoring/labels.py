@@ -23,6 +23,7 @@ from importlib import resources
 from typing import Any
 
 from utg_pytest.model import Message
+from utg_pytest.scoring.embeddings import STORED_DTYPE
 from utg_pytest.scoring.features import (
     NAMES,
     Semantic,
@@ -161,7 +162,7 @@ def identity() -> str:
     the window, the fitted weights (a refit without a new revision must not reuse old labels) and the precision its
     similarities are computed from (the vector table's half-precision rows)."""
     weights = resources.files(__package__).joinpath(MODEL_FILE).read_bytes()
-    return f"{HEURISTIC}-{VERSION}/window-{CONTEXT}/{hashlib.sha256(weights).hexdigest()[:16]}/vectors-f16"
+    return f"{HEURISTIC}-{VERSION}/window-{CONTEXT}/{hashlib.sha256(weights).hexdigest()[:16]}/vectors-{STORED_DTYPE}"
 
 
 def cache_key(labeller: str, context: Sequence[Message], prediction: str) -> str:

@@ -94,7 +94,7 @@ def worker(kind: str) -> None:
             )
         print(time.perf_counter() - started)
         return
-    backend = LazyBackend(lambda: factory_for(settings.model).open(settings.model), remote=False)
+    backend = LazyBackend(lambda: factory_for(settings.model).open(settings.model))
 
     async def phase() -> float:
         await backend.get()

@@ -54,7 +54,7 @@ def loopback(delay: float) -> Iterator[str]:
 
 def orchestration(settings: Settings) -> tuple[float, int]:
     loaded = load(settings)
-    backend = LazyBackend(lambda: factory_for(settings.model).open(settings.model), remote=True)
+    backend = LazyBackend(lambda: factory_for(settings.model).open(settings.model))
 
     async def phase() -> list[object]:
         limits = Limits(settings.limits)

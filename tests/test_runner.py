@@ -28,7 +28,7 @@ SETTINGS = build({"base_url": "http://fake/v1", "prompt": "roleswap", "retries":
 
 
 def backend(factory: FakeFactory) -> LazyBackend:
-    return LazyBackend(lambda: factory.open(SETTINGS.model), remote=True)
+    return LazyBackend(lambda: factory.open(SETTINGS.model))
 
 
 def test_every_stage_uses_one_backend_opened_once_and_closed_at_the_end() -> None:
@@ -112,7 +112,7 @@ def test_encoding_begins_beside_generation_only_after_the_model_first_answered(t
     factory = FakeFactory()
     vectors = Watched(factory)
     beside = Overlap(vectors, judged=judged)
-    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), remote=True, on_start=beside.started)
+    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), on_start=beside.started)
     found = generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], lazy, SETTINGS, policy,
                      on_prediction=beside.arrived)  # fmt: skip
     assert sum(o.cached for o in found[0].attempted) == 2
@@ -130,7 +130,7 @@ def test_a_fully_cached_run_encodes_after_generation(tmp_path: Path) -> None:
     factory = FakeFactory()
     vectors = Watched(factory)
     beside = Overlap(vectors, judged=False)
-    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), remote=True, on_start=beside.started)
+    lazy = LazyBackend(lambda: factory.open(SETTINGS.model), on_start=beside.started)
     generate([Stage("predictions", PROBES, GenerationConfig(prompt="roleswap"))], lazy, SETTINGS, policy,
              on_prediction=beside.arrived)  # fmt: skip
     assert factory.opened == []

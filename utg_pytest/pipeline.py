@@ -403,7 +403,7 @@ def execute(
         judge_config = judge_settings.backend(judged_as or config)
         judge_factory = (factories or factory_for)(judge_config)
         judge_identity = judge_factory.identity(judge_config, policy.cache.digest) if policy is not None else ""
-        judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config), judge_config.remote), judge_identity)
+        judge = Judge(LazyBackend(lambda: judge_factory.open(judge_config)), judge_identity)
         labeller = judge_label(judge_config)
         known = replace(known, labeller=f"{labeller}/judge-{JUDGE_VERSION}")
 
@@ -427,7 +427,7 @@ def execute(
     vectors = TextVectors(embedder, store)
     vectors.add(known_texts(all_probes, references))
     beside = Overlap(vectors, judged=judge is not None)
-    backend = LazyBackend(lambda: factory.open(config), config.remote, beside.started)
+    backend = LazyBackend(lambda: factory.open(config), beside.started)
     try:
         # Every prediction, cached or new, reaches `vectors` as it settles; the known texts are in already.
         generated = generate(stages, backend, settings, policy, progress, beside.arrived, judge)

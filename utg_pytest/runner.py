@@ -45,12 +45,10 @@ class LazyBackend:
     def __init__(
         self,
         start: Callable[[], Awaitable[Backend]],
-        remote: bool,
         on_start: Callable[[Backend], None] | None = None,
     ) -> None:
         self._start = start
         self._on_start = on_start
-        self.remote = remote
         self._backend: Backend | None = None
         self._lock = asyncio.Lock()
         self.failure: str | None = None

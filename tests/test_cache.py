@@ -274,14 +274,18 @@ def test_a_row_a_run_could_not_read_back_is_a_problem(tmp_path: Path, row: tuple
         db.execute("INSERT INTO embeddings VALUES (?, ?)", ("e", b"\0\0\0"))
         db.execute("INSERT INTO labels VALUES (?, ?, ?)", ("l", "closing", ""))
         db.execute("INSERT INTO labels VALUES (?, ?, ?)", (KEY, "", ""))
+        db.execute("INSERT INTO clean VALUES (?)", ("c",))
+        db.execute("INSERT INTO clean VALUES (?)", (KEY,))
     found = check(tmp_path)
-    assert len(found.problems) == 4
+    assert len(found.problems) == 5
     assert problem in found.problems[0]
     assert found.problems[1] == "embedding 'e': vector is not float32 bytes"
     assert list(found.problems[2:]) == [
         "label 'l': key is not a SHA-256 hex digest",
         f"label {KEY!r}: not a label and a reason",
+        "clean conversation 'c': key is not a SHA-256 hex digest",
     ]
+    assert found.clean == 2
 
 
 def test_a_damaged_file_fails_the_check_and_the_cli_says_so(tmp_path: Path) -> None:
@@ -302,7 +306,7 @@ def test_a_damaged_file_fails_the_check_and_the_cli_says_so(tmp_path: Path) -> N
     assert "problem(s)" in damaged.stdout.splitlines()[-1]
     GenerationCache(tmp_path / "fresh").close()
     sound = subprocess.run([*cli, str(tmp_path / "fresh")], capture_output=True, text=True, check=False)
-    rows = "0 generation(s), 0 embedding(s), 0 label(s), 0 file digest(s)"
+    rows = "0 generation(s), 0 embedding(s), 0 label(s), 0 clean conversation(s), 0 file digest(s)"
     assert (sound.returncode, sound.stdout) == (0, f"{tmp_path / 'fresh' / 'generations.sqlite3'}: sound; {rows}\n")
     missing = subprocess.run([*cli, str(tmp_path / "none")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2

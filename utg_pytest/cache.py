@@ -4,7 +4,8 @@ The key is a hash of everything that changes the answer: the backend's identity 
 GGUF file's content hash), the prompt strategy and its instructions, the probe's context, the sampling settings and
 the sample index. It is computed without starting the backend, so a replay never loads a model or opens a
 connection. No API key is part of a key or a value. The same file keeps embeddings (`EmbeddingCache`) and heuristic
-labels (`GenerationCache.labels`), so a replay neither encodes nor classifies again.
+labels (`GenerationCache.labels`), so a replay neither encodes nor classifies again, and the digests of the
+conversations the PII scanner found clean (`GenerationCache.clean`), so a replay does not scan them again.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def _open(path: Path) -> sqlite3.Connection:
         db.execute(
             "CREATE TABLE IF NOT EXISTS labels (key TEXT PRIMARY KEY, label TEXT NOT NULL, reason TEXT NOT NULL)"
         )
+        db.execute("CREATE TABLE IF NOT EXISTS clean (key TEXT PRIMARY KEY)")
         db.execute(
             "CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
             "mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL)"
@@ -120,6 +122,15 @@ class GenerationCache:
                 "INSERT OR REPLACE INTO labels (key, label, reason) VALUES (?, ?, ?)",
                 [(key, label, reason) for key, (label, reason) in labels.items()],
             )
+
+    def clean(self, keys: Sequence[str]) -> set[str]:
+        """Those of `keys` (see `guard.scan_key`) a previous run's PII scan found nothing in."""
+        return {key for (key,) in _rows_of(self._db, "key", "clean", keys)}
+
+    def put_clean(self, keys: Sequence[str]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR IGNORE INTO clean (key) VALUES (?)", [(key,) for key in keys])
 
     def digest(self, path: Path) -> str:
         """`file_digest`, remembered while the file's size and modification time stay the same: hashing a model of
@@ -203,6 +214,7 @@ class CacheCheck:
     digests: int = 0
     problems: tuple[str, ...] = ()
     labels: int = 0
+    clean: int = 0
 
     @property
     def ok(self) -> bool:
@@ -259,6 +271,11 @@ def _row_problems(db: sqlite3.Connection, tables: set[str], counts: dict[str, in
                 bad.append(f"label {key!r}: key is not a SHA-256 hex digest")
             elif not isinstance(label, str) or not label or not isinstance(reason, str):
                 bad.append(f"label {key!r}: not a label and a reason")
+    if "clean" in tables:
+        for (key,) in db.execute("SELECT key FROM clean"):
+            counts["clean"] += 1
+            if not _is_key(key):
+                bad.append(f"clean conversation {key!r}: key is not a SHA-256 hex digest")
     if "digests" in tables:
         for digest_path, size, mtime_ns, digest in db.execute("SELECT path, size, mtime_ns, digest FROM digests"):
             counts["digests"] += 1
@@ -276,12 +293,12 @@ def check(path: Path) -> CacheCheck:
     """Whether a cache can be trusted after a crash or a kill: SQLite's integrity check of the file (with its
     write-ahead log, which opening replays, as a run's opening would), the tables a run expects, and every row
     decoding to what a run reads back (a generation, a float32 vector, a label, a file digest). Writes no row; a
-    missing file is an error, not an empty cache. A cache written before labels were kept has no labels table; the
-    next run creates it, so its absence is no problem."""
+    missing file is an error, not an empty cache. A cache written before labels (or clean conversations) were kept
+    has no such table; the next run creates it, so its absence is no problem."""
     file = cache_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no cache file")
-    counts = {"generations": 0, "embeddings": 0, "digests": 0, "labels": 0}
+    counts = {"generations": 0, "embeddings": 0, "digests": 0, "labels": 0, "clean": 0}
     problems: list[str] = []
     db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=rw", uri=True, timeout=30.0)
     try:
@@ -296,5 +313,6 @@ def check(path: Path) -> CacheCheck:
     finally:
         db.close()
     return CacheCheck(
-        file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems), counts["labels"]
-    )
+        file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems), counts["labels"],
+        counts["clean"],
+    )  # fmt: skip

@@ -200,7 +200,7 @@ def cache_check(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     rows = (
         f"{found.generations} generation(s), {found.embeddings} embedding(s), {found.labels} label(s), "
-        f"{found.digests} file digest(s)"
+        f"{found.clean} clean conversation(s), {found.digests} file digest(s)"
     )
     if found.ok:
         sys.stdout.write(f"{found.path}: sound; {rows}\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from utg_pytest.settings import BackendConfig, DriftSettings, GenerationConfig, 
 if TYPE_CHECKING:
     from utg_pytest.baseline import Comparison
     from utg_pytest.generate import Backend, BackendFactory
+    from utg_pytest.guard import ScanMemory
     from utg_pytest.ingest.formats import LogFormat
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
     from utg_pytest.runner import CachePolicy, Progress
@@ -376,7 +377,9 @@ def execute(
     embedding = embedder.name
     fingerprint = ""
     known = Identity(factory.describe(config), "", embedding, "", HEURISTIC_LABELLER, versions(scorers))
+    mode = pii_mode(settings, judged_as)
     stage = f"cache {settings.cache_dir} unusable"
+    cache = None
     try:
         cache = GenerationCache(settings.cache_dir) if settings.cache.mode != "off" else None
         digest = cache.digest if cache is not None else file_digest
@@ -393,7 +396,9 @@ def execute(
         message = f"{stage}: {type(exc).__name__}: {exc}"
         results = [ProbeResult(p.id, None, None, {}, error=message, attempts=0) for p in probes]
         found = replace(known, backend_key=identity, embedding_model=embedding, prompt_fingerprint=fingerprint)
-        return _record(settings, loaded, probes, results, found, None, message)
+        if cache is not None:
+            cache.close()
+        return _record(settings, loaded, probes, results, found, None, message, guarded=mode != "off")
 
     known = replace(known, backend_key=identity, embedding_model=embedding, prompt_fingerprint=fingerprint)
     judge_settings = settings.judge
@@ -411,8 +416,8 @@ def execute(
     if prepare is not None:
         stages = [replace(done, probes=[prepare(p) for p in done.probes]) for done in stages]
         probes = stages[0].probes
-    mode = pii_mode(settings, judged_as)
-    guarded = [guard(done.probes, mode) for done in stages]
+    memory = policy.cache if policy is not None else None
+    guarded = [guard(done.probes, mode, memory) for done in stages]
     blocked = {
         probe_id: ProbeResult(probe_id, None, None, {}, error=why, attempts=0)
         for found in guarded
@@ -446,6 +451,7 @@ def execute(
         del table  # the vectors (about 5 KB a probe) are freed before the records are built
         if policy is not None and labels is not None and labels.fresh:
             policy.cache.put_labels({key: (found.label, found.reason) for key, found in labels.fresh.items()})
+        texts = stored_texts(probes, mode != "off", memory)
     finally:
         if policy is not None:
             policy.cache.close()
@@ -463,7 +469,7 @@ def execute(
     checked = guarded[0]
     return _record(
         settings, loaded, probes, main, known, backend.identity, failure, sweep, shuffled, checked.counts,
-        checked.conversations, mode != "off",
+        checked.conversations, mode != "off", texts,
     )  # fmt: skip
 
 
@@ -547,7 +553,9 @@ def _record(
     pii: dict[str, int] | None = None,
     pii_conversations: int = 0,
     guarded: bool = False,
+    texts: Mapping[str, tuple[tuple[Message, ...], str]] | None = None,
 ) -> RunRecord:
+    """The run record; `texts` are `stored_texts(probes, guarded)`, when the caller has them already."""
     from utg_pytest import gates
     from utg_pytest.controls import SHUFFLED_SUFFIX
     from utg_pytest.record import ProbeRecord, RunHeader, RunRecord
@@ -556,10 +564,11 @@ def _record(
     by_id = {r.probe_id: r for r in results}
     perturbed = {r.probe_id.removesuffix(SHUFFLED_SUFFIX): r for r in shuffled}
     records: list[ProbeRecord] = []
+    kept = texts if texts is not None else stored_texts(probes, guarded)
     for probe in probes:
         result = by_id[probe.id]
         thresholds = gates.probe_thresholds(probe, settings.gates)
-        tail, target = stored(probe, guarded)
+        tail, target = kept[probe.id]
         passed = (
             not gates.probe_shortfalls(result, thresholds, settings.gates.min_probe_pass_rate) if result.ok else None
         )
@@ -606,16 +615,18 @@ def _record(
     return RunRecord(header, tuple(records), failure)
 
 
-def stored(probe: Probe, guarded: bool) -> tuple[tuple[Message, ...], str]:
-    """The texts a record keeps of a probe: with the PII guard on, redacted, so that personal data found in the logs
-    never reaches the results, the reports or a failure message."""
-    tail = probe.context[-CONTEXT_KEPT:]
-    if not guarded:
-        return tail, probe.target
-    from utg_pytest import pii
+def stored_texts(
+    probes: Sequence[Probe], guarded: bool, memory: ScanMemory | None = None
+) -> dict[str, tuple[tuple[Message, ...], str]]:
+    """Probe id -> the texts its record keeps (the end of its context, and its target): with the PII guard on,
+    redacted, so that personal data found in the logs never reaches the results, the reports or a failure message.
+    With a `memory`, texts a previous run found clean are not scanned again."""
+    kept = [(*probe.context[-CONTEXT_KEPT:], Message("user", probe.target)) for probe in probes]
+    if guarded:
+        from utg_pytest.guard import redact_all
 
-    redacted = pii.redact([*tail, Message("user", probe.target)]).messages
-    return redacted[:-1], redacted[-1].text
+        kept = redact_all(kept, memory)
+    return {probe.id: (texts[:-1], texts[-1].text) for probe, texts in zip(probes, kept, strict=True)}
 
 
 def header_only(run: Run) -> RunHeader:

@@ -3,6 +3,7 @@ coherent conversation with placeholders; the values never appear in the output o
 
 from __future__ import annotations
 
+import ast
 import json
 import sqlite3
 from collections.abc import Collection, Sequence
@@ -145,14 +146,38 @@ def test_a_remembered_key_names_every_role_and_text_and_the_scanner(monkeypatch:
     assert scan_key(one) not in keys, "a changed scanner scans everything again"
 
 
-def test_the_guard_fails_closed_when_its_memory_fails() -> None:
+def test_the_scanner_identity_covers_the_python_and_every_module_the_scanner_imports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    identity = guard_module.scanner_identity.__wrapped__
+    base = identity()
+    monkeypatch.setattr(guard_module.sys, "version", "3.99.0 (another build)")
+    assert identity() != base
+    imported = set()
+    for source in (ROOT / "utg_pytest" / "pii").glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("utg_pytest"):
+                imported.add(node.module)
+    outside = {name for name in imported if not name.startswith("utg_pytest.pii")}
+    assert outside == {"utg_pytest.model"}, "a scanner module outside utg_pytest/pii is not in its identity"
+
+
+def test_a_failing_memory_costs_a_scan_and_never_lets_a_value_through(monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(Memory):
         def clean(self, keys: Sequence[str]) -> Collection[str]:
-            raise sqlite3.OperationalError("disk I/O error")
+            raise sqlite3.OperationalError("database is locked")
 
-    found = guard([probe("hello", "hi")], "block", Broken())
-    assert found.probes == ()
-    assert found.blocked["logs.jsonl::c::turn2"] == "PII guard failed (OperationalError), so nothing was sent"
+        def put_clean(self, keys: Sequence[str]) -> None:
+            raise sqlite3.OperationalError("disk full")
+
+    clean = probe("where is my parcel", "It left the depot today.")
+    dirty = Probe("logs.jsonl::d::turn2", "logs.jsonl", 4, "d", 2, (Message("user", "mail me at jo@example.org"),
+                  Message("assistant", "Will do.")), "ok")  # fmt: skip
+    scanned = counting_scans(monkeypatch)
+    found = guard([clean, dirty], "block", Broken())
+    assert scanned == [clean.context, dirty.context]
+    assert found.probes == (clean,)
+    assert "email in message 0" in found.blocked[dirty.id]
 
 
 def test_a_replay_scans_only_what_it_has_not_seen_clean_and_keeps_the_same_texts(pytester: pytest.Pytester) -> None:
@@ -172,7 +197,8 @@ def test_a_replay_scans_only_what_it_has_not_seen_clean_and_keeps_the_same_texts
     assert [(r["probe_id"], r["context_tail"], r["target"], r["error"]) for r in second] == [
         (r["probe_id"], r["context_tail"], r["target"], r["error"]) for r in first
     ]
-    assert [v for v in planted_values() if v.encode() in cache.read_bytes()] == []
+    stored = b"".join(path.read_bytes() for path in cache.parent.iterdir())
+    assert [v for v in planted_values() if v.encode() in stored] == []
 
 
 def test_an_unusable_cache_still_keeps_redacted_texts_only(pytester: pytest.Pytester) -> None:

@@ -14,9 +14,11 @@ Only clean sequences are remembered, and only as digests, so nothing found is ev
 from __future__ import annotations
 
 import hashlib
+import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Collection, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import metadata, resources
@@ -49,7 +51,9 @@ class ScanMemory(Protocol):
         """Those of `keys` a previous run found clean."""
         ...
 
-    def put_clean(self, keys: Sequence[str]) -> None: ...
+    def put_clean(self, keys: Sequence[str]) -> None:
+        """Remember `keys` as found clean."""
+        ...
 
 
 VALIDATORS = ("phonenumberslite", "phonenumbers", "python-stdnum")
@@ -58,9 +62,12 @@ VALIDATORS = ("phonenumberslite", "phonenumbers", "python-stdnum")
 
 @cache
 def scanner_identity() -> str:
-    """What a scan's outcome depends on besides the messages: the scanner's own source, its validators' releases and
-    the Unicode tables its normalisation uses. A change to any of them means every sequence is scanned again."""
-    digest = hashlib.sha256()
+    """What a scan's outcome depends on besides the messages: the scanner's own source and this release of
+    utg-pytest (an install without sources), its validators' releases, and the Python that runs it (its regular
+    expressions, its Unicode tables). A change to any of them means every sequence is scanned again."""
+    from utg_pytest import __version__
+
+    digest = hashlib.sha256(f"utg-pytest={__version__}\0{sys.implementation.name} {sys.version}\0".encode())
     for entry in sorted(resources.files("utg_pytest.pii").iterdir(), key=lambda entry: entry.name):
         if entry.name.endswith(".py"):
             digest.update(entry.name.encode() + b"\0" + entry.read_bytes() + b"\0")
@@ -86,15 +93,20 @@ def scan_key(messages: Sequence[Message]) -> str:
 
 def scan_all(sequences: Sequence[Sequence[Message]], memory: ScanMemory | None) -> list[list[Finding]]:
     """The findings in each sequence. With a `memory`, those a previous run found clean are not scanned again, and
-    those found clean now are remembered."""
+    those found clean now are remembered. The memory only saves time: if it fails, everything is scanned, and what
+    could not be remembered is scanned again next time."""
     if memory is None:
         return [_scan(messages) for messages in sequences]
     keys = [scan_key(messages) for messages in sequences]
-    known = set(memory.clean(keys))
+    try:
+        known = set(memory.clean(keys))
+    except Exception:  # forgetting can only cost a scan, never let a value through
+        known = set()
     found = [[] if key in known else _scan(messages) for messages, key in zip(sequences, keys, strict=True)]
-    fresh = {key: None for key, hits in zip(keys, found, strict=True) if not hits and key not in known}
+    fresh = dict.fromkeys(key for key, hits in zip(keys, found, strict=True) if not hits and key not in known)
     if fresh:
-        memory.put_clean(list(fresh))
+        with suppress(Exception):  # the same: a key not kept is scanned again next time
+            memory.put_clean(list(fresh))
     return found
 
 
@@ -108,12 +120,16 @@ def _scan(messages: Sequence[Message]) -> list[Finding]:
 
 def redact_all(sequences: Sequence[Sequence[Message]], memory: ScanMemory | None) -> list[tuple[Message, ...]]:
     """Each sequence with every value found replaced by its placeholder (see `pii.redact`); a clean one as it is."""
-    from utg_pytest import pii
-
     return [
-        pii.redact(messages).messages if hits else tuple(messages)
+        _redact(messages) if hits else tuple(messages)
         for messages, hits in zip(sequences, scan_all(sequences, memory), strict=True)
     ]
+
+
+def _redact(messages: Sequence[Message]) -> tuple[Message, ...]:
+    from utg_pytest import pii
+
+    return pii.redact(messages).messages
 
 
 def _where(found: Sequence[tuple[int, str]]) -> str:

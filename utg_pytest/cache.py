@@ -312,7 +312,4 @@ def check(path: Path) -> CacheCheck:
         problems.append(f"not a readable SQLite cache: {exc}")
     finally:
         db.close()
-    return CacheCheck(
-        file, counts["generations"], counts["embeddings"], counts["digests"], tuple(problems), counts["labels"],
-        counts["clean"],
-    )  # fmt: skip
+    return CacheCheck(file, problems=tuple(problems), **counts)
